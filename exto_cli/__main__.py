@@ -1,0 +1,3 @@
+from exto_cli.main import run
+
+run()
