@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+from typer.testing import CliRunner
+
+from routeserver import Reply, RouteServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class MemoryKeyring(KeyringBackend):
+    """An in-memory keyring so no test touches the developer's real one."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.store.pop((service, username), None)
+
+
+@pytest.fixture(autouse=True)
+def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MemoryKeyring]:
+    for name in list(os.environ):
+        if name.startswith("EXTO_") or name in ("NO_COLOR", "FORCE_COLOR", "CI", "PYTHON_KEYRING_BACKEND"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("EXTO_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("EXTO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("EXTO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("EXTO_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("EXTO_RATE", "0")  # pacing off unless a test is about pacing
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    backend = MemoryKeyring()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def server() -> Iterator[RouteServer]:
+    with RouteServer() as srv:
+        srv.route("GET", "/data/api/v1/health/readiness", Reply(200, {"ok": True}))
+        srv.route("GET", "/data/api/v1/health/liveness",
+                  Reply(200, {"ok": True, "cpuPercent": 3.2, "memPercent": 41}))
+        srv.route("GET", "/data/api/v1/build/info", Reply(200, {"name": "exto-data-api", "version": "1.0.0"}))
+        yield srv
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    from exto_cli.main import app
+
+    result = CliRunner().invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def cli() -> type[object]:
+    return run_cli  # type: ignore[return-value]
