@@ -25,7 +25,6 @@ from exto_cli import __version__
 from exto_cli.errors import (
     ExtoError,
     NetworkError,
-    RateLimitedError,
     UnknownOutcomeError,
     UsageError,
     error_body_parts,
@@ -61,7 +60,7 @@ class RetryPolicy:
 
     def backoff_s(self, attempt: int, rand: float) -> float:
         """Exponential backoff with full jitter for the wait after ``attempt`` (1-based)."""
-        return min(self.max_wait_s, BACKOFF_BASE_S * 2 ** (attempt - 1)) * rand
+        return min(self.max_wait_s, BACKOFF_BASE_S * 2.0 ** (attempt - 1)) * rand
 
 
 @dataclass
@@ -144,7 +143,9 @@ class OriginAuth(AuthBase):
     """Bearer token and extra headers, attached only to requests for the configured origin."""
 
     def __init__(
-        self, base_origin: tuple[str, str, int | None], headers: Mapping[str, str],
+        self,
+        base_origin: tuple[str, str, int | None],
+        headers: Mapping[str, str],
         token: TokenProvider | None,
     ) -> None:
         self.base_origin = base_origin
@@ -175,8 +176,13 @@ def _failure_phase(exc: requests.RequestException) -> str:
         return "fatal"
     if isinstance(exc, requests.exceptions.ConnectionError):
         text = repr(exc.args[0] if exc.args else exc)
-        connect_markers = ("NewConnectionError", "NameResolutionError", "Connection refused",
-                           "Failed to establish", "ConnectionRefused")
+        connect_markers = (
+            "NewConnectionError",
+            "NameResolutionError",
+            "Connection refused",
+            "Failed to establish",
+            "ConnectionRefused",
+        )
         if any(m in text for m in connect_markers):
             return "connect"
         return "ambiguous"
@@ -284,7 +290,14 @@ class ExtoSession(requests.Session):
             attempt += 1
             limiter.acquire()
             outcome = self._send_once(
-                method, url, params, json, send_headers, authenticated, attempt, request_id,
+                method,
+                url,
+                params,
+                json,
+                send_headers,
+                authenticated,
+                attempt,
+                request_id,
                 timeout_s or self.config.timeout_s,
             )
             wait = self._retry_wait(method, idempotent, outcome, attempt)
@@ -304,14 +317,25 @@ class ExtoSession(requests.Session):
             self.clock.sleep(wait)
 
     def _send_once(
-        self, method: str, url: str, params: Mapping[str, Any] | None, json: Any,
-        headers: Mapping[str, str], authenticated: bool, attempt: int, request_id: str,
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str],
+        authenticated: bool,
+        attempt: int,
+        request_id: str,
         timeout_s: float,
     ) -> _Attempt:
         t0 = self.clock.monotonic()
         try:
             response = self.request(
-                method, url, params=params, json=json, headers=dict(headers),
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=dict(headers),
                 auth=self._auth(authenticated),
                 timeout=(timeout_s, timeout_s),
                 allow_redirects=method in SAFE_METHODS,
@@ -344,8 +368,14 @@ class ExtoSession(requests.Session):
         return after if after is not None else backoff
 
     def _finish(
-        self, method: str, path: str, outcome: _Attempt, idempotent: bool, request_id: str,
-        attempts: int, check: bool,
+        self,
+        method: str,
+        path: str,
+        outcome: _Attempt,
+        idempotent: bool,
+        request_id: str,
+        attempts: int,
+        check: bool,
     ) -> requests.Response:
         where = f"{method} {_path_only(path)}"
         if outcome.error is not None:
@@ -357,7 +387,8 @@ class ExtoSession(requests.Session):
                 f"{where}: the server answered {response.status_code} redirect to "
                 f"{redact_url(response.headers.get('Location', '?'))}; writes never follow redirects",
                 hint="check --base-url: it should be the final API root",
-                request_id=request_id, status=response.status_code,
+                request_id=request_id,
+                status=response.status_code,
             )
         if check and not response.ok:
             raise self.error_from_response(where, response, request_id, attempts)
@@ -398,6 +429,9 @@ class ExtoSession(requests.Session):
         summary, details = error_body_parts(body)
         if body is None and response.text.strip():
             details = [response.text.strip()[:500]]
+        # A server may echo the credential back; nothing of it may reach the terminal.
+        details = [self.redact(d) for d in details]
+        summary = self.redact(summary) if summary else summary
         cls = error_class_for_status(status, details)
         message = f"{where}: {status} {response.reason or ''}".rstrip()
         if summary:
@@ -405,8 +439,11 @@ class ExtoSession(requests.Session):
         if status == 429 and attempts > 1:
             message += f" (still rate limited after {attempts} attempts)"
         return cls(
-            message, hint=self._hint_for(status, cls), details=details,
-            request_id=response.headers.get("X-Request-ID") or request_id, status=status,
+            message,
+            hint=self._hint_for(status, cls),
+            details=details,
+            request_id=response.headers.get("X-Request-ID") or request_id,
+            status=status,
         )
 
     def _hint_for(self, status: int, cls: type[ExtoError]) -> str | None:
@@ -417,10 +454,10 @@ class ExtoSession(requests.Session):
                 f"change; get a new one and run: exto auth login --profile {profile}"
             )
         if status == 403:
-            scope = (
-                f"project {self.config.project_id}" if self.config.project_id else "this tenant"
+            scope = f"project {self.config.project_id}" if self.config.project_id else "this tenant"
+            return (
+                f"the token's user has no access to {scope}; ask a tenant admin, or check --project"
             )
-            return f"the token's user has no access to {scope}; ask a tenant admin, or check --project"
         if status == 429:
             return "another client may share the token's budget; lower --rate or try again later"
         if cls.__name__ == "NotFoundError":
@@ -430,9 +467,9 @@ class ExtoSession(requests.Session):
     # -- logging ----------------------------------------------------------------------
     def _log(self, line: str) -> None:
         if self.log is not None:
-            self.log(self._redact(line))
+            self.log(self.redact(line))
 
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str) -> str:
         if self._token:
             text = text.replace(self._token, REDACTED)
         for name, value in self.config.headers.items():
@@ -441,8 +478,14 @@ class ExtoSession(requests.Session):
         return text
 
     def _log_attempt(
-        self, method: str, url: str, response: requests.Response | None,
-        error: requests.RequestException | None, t0: float, attempt: int, request_id: str,
+        self,
+        method: str,
+        url: str,
+        response: requests.Response | None,
+        error: requests.RequestException | None,
+        t0: float,
+        attempt: int,
+        request_id: str,
     ) -> None:
         if self.log is None:
             return
@@ -459,7 +502,11 @@ class ExtoSession(requests.Session):
                     shown = REDACTED if name.lower() in self.secret_headers else value
                     self._log(f"> {name}: {shown}")
                 if sent.body:
-                    body = sent.body if isinstance(sent.body, str) else sent.body.decode("utf-8", "replace")
+                    body = (
+                        sent.body
+                        if isinstance(sent.body, str)
+                        else sent.body.decode("utf-8", "replace")
+                    )
                     self._log(f"> {body[:2000]}")
             if response is not None:
                 for name, value in response.headers.items():

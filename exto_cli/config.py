@@ -102,9 +102,7 @@ def load_config(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(
-            f"{path}: not valid TOML: {exc}", hint="fix or remove the file"
-        ) from None
+        raise UsageError(f"{path}: not valid TOML: {exc}", hint="fix or remove the file") from None
 
 
 def profile_table(config: Mapping[str, Any], name: str, path: Path) -> dict[str, Any]:
@@ -154,7 +152,9 @@ def _pick(
     return None
 
 
-def _headers(options: GlobalOptions, env: Mapping[str, str], prof: Mapping[str, Any]) -> dict[str, str]:
+def _headers(
+    options: GlobalOptions, env: Mapping[str, str], prof: Mapping[str, Any]
+) -> dict[str, str]:
     headers: dict[str, str] = {}
     table = prof.get("headers", {})
     if not isinstance(table, dict):
@@ -185,7 +185,9 @@ def resolve(options: GlobalOptions, env: Mapping[str, str] | None = None) -> Set
     timeout, timeout_src = pick(options.timeout_s, "EXTO_TIMEOUT", "timeout", DEFAULT_TIMEOUT_S)
     attempts, attempts_src = pick(None, "EXTO_MAX_ATTEMPTS", "max_attempts", DEFAULT_MAX_ATTEMPTS)
     max_wait, wait_src = pick(None, "EXTO_MAX_WAIT", "max_wait", DEFAULT_MAX_WAIT_S)
-    max_total, total_src = pick(None, "EXTO_MAX_RETRY_TIME", "max_retry_time", DEFAULT_MAX_RETRY_TIME_S)
+    max_total, total_src = pick(
+        None, "EXTO_MAX_RETRY_TIME", "max_retry_time", DEFAULT_MAX_RETRY_TIME_S
+    )
     auth_mode = str(prof.get("auth", "bearer"))
     if auth_mode not in AUTH_MODES:
         raise UsageError(f"config.toml [profiles.{profile_name}] auth: expected bearer or none")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +27,13 @@ class ProbeResult:
     retry_after_s: float | None = field(default=None, repr=False)
 
     def row(self) -> dict[str, Any]:
-        return {"check": self.check, "ok": self.ok, "status": self.status,
-                "detail": self.detail, "body": self.body}
+        return {
+            "check": self.check,
+            "ok": self.ok,
+            "status": self.status,
+            "detail": self.detail,
+            "body": self.body,
+        }
 
 
 def _describe(body: Any) -> str:
@@ -44,7 +50,11 @@ def probe(session: ExtoSession, check: str, *, timeout_s: float | None = None) -
     """One attempt at one health endpoint; network trouble becomes a failed result."""
     try:
         response = session.call(
-            "GET", PATHS[check], authenticated=False, max_attempts=1, check=False,
+            "GET",
+            PATHS[check],
+            authenticated=False,
+            max_attempts=1,
+            check=False,
             timeout_s=timeout_s,
         )
     except NetworkError as exc:
@@ -61,7 +71,10 @@ def probe(session: ExtoSession, check: str, *, timeout_s: float | None = None) -
 def check_auth(session: ExtoSession) -> ProbeResult:
     """One authenticated request; 401/403 raise AuthError (exit 4)."""
     response = session.call("GET", BUILD_INFO_PATH)
-    body = response.json() if response.content else None
+    try:
+        body = json.loads(session.redact(response.text)) if response.content else None
+    except ValueError:
+        body = None
     detail = _describe(body) if isinstance(body, dict) else "authenticated"
     return ProbeResult("auth", True, response.status_code, detail, body)
 
@@ -92,8 +105,10 @@ def wait_until_healthy(
     last: list[ProbeResult] = []
     while True:
         remaining = deadline - clock.monotonic()
-        last = [probe(session, c, timeout_s=max(0.1, min(remaining, session.config.timeout_s)))
-                for c in checks]
+        last = [
+            probe(session, c, timeout_s=max(0.1, min(remaining, session.config.timeout_s)))
+            for c in checks
+        ]
         if on_result is not None:
             on_result(last)
         streak = streak + 1 if all(r.ok for r in last) else 0
@@ -119,7 +134,9 @@ def summary(results: Sequence[ProbeResult]) -> str:
 def require_ok(results: Sequence[ProbeResult]) -> None:
     bad = [r for r in results if not r.ok]
     if bad:
-        raise NotReadyError(f"not healthy: {summary(bad)}", hint="exto health --wait polls until it is")
+        raise NotReadyError(
+            f"not healthy: {summary(bad)}", hint="exto health --wait polls until it is"
+        )
 
 
 __all__ = ["ExtoError", "ProbeResult", "check_auth", "check_once", "probe", "wait_until_healthy"]

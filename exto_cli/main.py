@@ -18,7 +18,7 @@ from exto_cli.errors import ExitCode, ExtoError, TerminatedError
 class ExtoGroup(TyperGroup):
     """Maps every ExtoError raised below to ``error:``/``hint:`` on stderr and its exit code."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except ExtoError as exc:
@@ -67,20 +67,88 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    profile: Annotated[str | None, typer.Option("--profile", "-p", help="Named profile from config.toml; 'sandbox' is built in. (env: EXTO_PROFILE)")] = None,
-    sandbox: Annotated[bool, typer.Option("--sandbox", help="Use the in-process sandbox: no server, no login (same as --profile sandbox).")] = False,
-    base_url: Annotated[str | None, typer.Option("--base-url", help="API root; /api/v1/... is joined to it. (env: EXTO_BASE_URL; default: https://platform.exto360.com/data)")] = None,
-    project: Annotated[str | None, typer.Option("--project", help="Project short id, sent as X-Project-Id. (env: EXTO_PROJECT_ID)")] = None,
-    rate: Annotated[float | None, typer.Option("--rate", help="Requests per second across all exto processes; 0 turns pacing off. (env: EXTO_RATE; default: 3)")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Connect and read timeout per request, in seconds. (env: EXTO_TIMEOUT; default: 30)")] = None,
-    ca_bundle: Annotated[str | None, typer.Option("--ca-bundle", help="PEM file of extra trusted CAs. (env: EXTO_CA_BUNDLE, REQUESTS_CA_BUNDLE)")] = None,
-    header: Annotated[list[str] | None, typer.Option("--header", help="Extra header NAME:VALUE for the API origin only; repeatable. (env: EXTO_HEADERS, one per line)")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="One line per request on stderr.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Wire log on stderr, secrets redacted. (env: EXTO_DEBUG)")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Data only: no notes or warnings.")] = False,
-    color: Annotated[str | None, typer.Option("--color", help="auto, always or never. (env: NO_COLOR, FORCE_COLOR)")] = None,
-    no_input: Annotated[bool, typer.Option("--no-input", help="Never prompt (also when CI is set or stdin is not a terminal).")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Named profile from config.toml; 'sandbox' is built in. (env: EXTO_PROFILE)",
+        ),
+    ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox",
+            help="Use the in-process sandbox: no server, no login (same as --profile sandbox).",
+        ),
+    ] = False,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="API root; /api/v1/... is joined to it. (env: EXTO_BASE_URL; default: https://platform.exto360.com/data)",
+        ),
+    ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project", help="Project short id, sent as X-Project-Id. (env: EXTO_PROJECT_ID)"
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            help="Requests per second across all exto processes; 0 turns pacing off. (env: EXTO_RATE; default: 3)",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Connect and read timeout per request, in seconds. (env: EXTO_TIMEOUT; default: 30)",
+        ),
+    ] = None,
+    ca_bundle: Annotated[
+        str | None,
+        typer.Option(
+            "--ca-bundle",
+            help="PEM file of extra trusted CAs. (env: EXTO_CA_BUNDLE, REQUESTS_CA_BUNDLE)",
+        ),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            help="Extra header NAME:VALUE for the API origin only; repeatable. (env: EXTO_HEADERS, one per line)",
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="One line per request on stderr.")
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Wire log on stderr, secrets redacted. (env: EXTO_DEBUG)"),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Data only: no notes or warnings.")
+    ] = False,
+    color: Annotated[
+        str | None,
+        typer.Option("--color", help="auto, always or never. (env: NO_COLOR, FORCE_COLOR)"),
+    ] = None,
+    no_input: Annotated[
+        bool,
+        typer.Option(
+            "--no-input", help="Never prompt (also when CI is set or stdin is not a terminal)."
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Query and update Exto data from a terminal, a script or a CI step.
 
@@ -94,12 +162,22 @@ def main(
     if sandbox and profile and profile != SANDBOX_PROFILE:
         raise UsageError("--sandbox and --profile name different profiles; give one")
     options = GlobalOptions(
-        profile=SANDBOX_PROFILE if sandbox else profile, base_url=base_url,
-        project_id=project, rate_per_second=rate, timeout_s=timeout, ca_bundle=ca_bundle,
-        headers=tuple(header or ()), verbose=verbose, debug=debug, quiet=quiet, color=color,
+        profile=SANDBOX_PROFILE if sandbox else profile,
+        base_url=base_url,
+        project_id=project,
+        rate_per_second=rate,
+        timeout_s=timeout,
+        ca_bundle=ca_bundle,
+        headers=tuple(header or ()),
+        verbose=verbose,
+        debug=debug,
+        quiet=quiet,
+        color=color,
         no_input=no_input,
     )
-    ctx.obj = AppContext(settings=resolve(options), printer=Printer(quiet=quiet, color=color or "auto"))
+    ctx.obj = AppContext(
+        settings=resolve(options), printer=Printer(quiet=quiet, color=color or "auto")
+    )
     ctx.call_on_close(ctx.obj.close)
 
 

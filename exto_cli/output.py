@@ -142,7 +142,11 @@ class TableWriter:
 
 
 def open_writer(
-    fmt: str, stream: IO[str], columns: Sequence[str], *, header: bool = True,
+    fmt: str,
+    stream: IO[str],
+    columns: Sequence[str],
+    *,
+    header: bool = True,
     console: Console | None = None,
 ) -> RecordWriter:
     if fmt == "json":
@@ -156,8 +160,13 @@ def open_writer(
 
 
 def write_records(
-    fmt: str, rows: Iterable[Mapping[str, Any]], columns: Sequence[str], *,
-    stream: IO[str] | None = None, header: bool = True, console: Console | None = None,
+    fmt: str,
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    stream: IO[str] | None = None,
+    header: bool = True,
+    console: Console | None = None,
 ) -> int:
     writer = open_writer(fmt, stream or sys.stdout, columns, header=header, console=console)
     count = 0

@@ -8,9 +8,8 @@ from pathlib import Path
 import keyring
 import pytest
 from keyring.backend import KeyringBackend
-from typer.testing import CliRunner
-
 from routeserver import Reply, RouteServer
+from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,7 +36,12 @@ class MemoryKeyring(KeyringBackend):
 @pytest.fixture(autouse=True)
 def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MemoryKeyring]:
     for name in list(os.environ):
-        if name.startswith("EXTO_") or name in ("NO_COLOR", "FORCE_COLOR", "CI", "PYTHON_KEYRING_BACKEND"):
+        if name.startswith("EXTO_") or name in (
+            "NO_COLOR",
+            "FORCE_COLOR",
+            "CI",
+            "PYTHON_KEYRING_BACKEND",
+        ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("EXTO_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("EXTO_CACHE_DIR", str(tmp_path / "cache"))
@@ -56,9 +60,16 @@ def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MemoryK
 def server() -> Iterator[RouteServer]:
     with RouteServer() as srv:
         srv.route("GET", "/data/api/v1/health/readiness", Reply(200, {"ok": True}))
-        srv.route("GET", "/data/api/v1/health/liveness",
-                  Reply(200, {"ok": True, "cpuPercent": 3.2, "memPercent": 41}))
-        srv.route("GET", "/data/api/v1/build/info", Reply(200, {"name": "exto-data-api", "version": "1.0.0"}))
+        srv.route(
+            "GET",
+            "/data/api/v1/health/liveness",
+            Reply(200, {"ok": True, "cpuPercent": 3.2, "memPercent": 41}),
+        )
+        srv.route(
+            "GET",
+            "/data/api/v1/build/info",
+            Reply(200, {"name": "exto-data-api", "version": "1.0.0"}),
+        )
         yield srv
 
 

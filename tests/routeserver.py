@@ -54,8 +54,12 @@ def sequence(*replies: Reply) -> Handler:
 
 
 def error_body(code: int, summary: str, *details: str) -> dict[str, Any]:
-    return {"code": code, "timestamp": "2026-12-03T00:00:00.000Z", "path": "/api/v1/x",
-            "error": {"summary": summary, "detail": list(details)}}
+    return {
+        "code": code,
+        "timestamp": "2026-12-03T00:00:00.000Z",
+        "path": "/api/v1/x",
+        "error": {"summary": summary, "detail": list(details)},
+    }
 
 
 class RouteServer:
@@ -76,8 +80,14 @@ class RouteServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
-                seen = Seen(self.command, parts.path, parse_qs(parts.query),
-                            dict(self.headers.items()), body, time.monotonic())
+                seen = Seen(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query),
+                    dict(self.headers.items()),
+                    body,
+                    time.monotonic(),
+                )
                 reply = server.dispatch(seen)
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
@@ -110,7 +120,11 @@ class RouteServer:
         with self.lock:
             self.seen.append(seen)
             if self.limit_per_second:
-                recent = [s for s in self.seen if seen.at - s.at < 1.0 and not getattr(s, "limited", False)]
+                recent = [
+                    s
+                    for s in self.seen
+                    if seen.at - s.at < 1.0 and not getattr(s, "limited", False)
+                ]
                 if len(recent) > self.limit_per_second:
                     seen.limited = True  # type: ignore[attr-defined]
                     return Reply(429, error_body(429, "Too Many Requests"))

@@ -6,6 +6,7 @@ import email.utils
 from pathlib import Path
 
 import pytest
+from routeserver import Reply, RouteServer, error_body, sequence
 
 from exto_cli.client import Clock, ExtoSession, RetryPolicy, SessionConfig, parse_retry_after
 from exto_cli.errors import (
@@ -17,7 +18,6 @@ from exto_cli.errors import (
     UnknownOutcomeError,
     UsageError,
 )
-from routeserver import Reply, RouteServer, error_body, sequence
 
 PATH = "/api/v1/master-record/LOCATION"
 
@@ -30,19 +30,32 @@ class FakeTime:
         self.sleeps: list[float] = []
 
     def clock(self) -> Clock:
-        return Clock(monotonic=lambda: self.now, wall=lambda: self.now,
-                     sleep=self.sleep, random=lambda: 1.0)
+        return Clock(
+            monotonic=lambda: self.now, wall=lambda: self.now, sleep=self.sleep, random=lambda: 1.0
+        )
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
 
 
-def make_session(srv: RouteServer, *, token: str = "tok", clock: Clock | None = None,
-                 rate: float = 0, timeout_s: float = 5, state_dir: Path | None = None,
-                 **config: object) -> ExtoSession:
-    cfg = SessionConfig(base_url=srv.url + "/data", rate_per_second=rate, timeout_s=timeout_s,
-                        state_dir=state_dir, **config)  # type: ignore[arg-type]
+def make_session(
+    srv: RouteServer,
+    *,
+    token: str = "test-token-0123456789",
+    clock: Clock | None = None,
+    rate: float = 0,
+    timeout_s: float = 5,
+    state_dir: Path | None = None,
+    **config: object,
+) -> ExtoSession:
+    cfg = SessionConfig(
+        base_url=srv.url + "/data",
+        rate_per_second=rate,
+        timeout_s=timeout_s,
+        state_dir=state_dir,
+        **config,
+    )  # type: ignore[arg-type]
     return ExtoSession(cfg, lambda: token, clock=clock)
 
 
@@ -82,13 +95,19 @@ def test_http_to_a_non_loopback_host_is_refused_before_sending() -> None:
         ExtoSession(SessionConfig(base_url="http://example.com/data"), lambda: "tok")
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:1/data", "http://localhost/data", "http://[::1]:8/data"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:1/data", "http://localhost/data", "http://[::1]:8/data"]
+)
 def test_http_to_loopback_is_accepted(url: str) -> None:
     ExtoSession(SessionConfig(base_url=url), lambda: "tok")
 
 
 def test_401_is_not_retried(server: RouteServer) -> None:
-    server.route("GET", "/data" + PATH, Reply(401, error_body(401, "Unauthorized", "Invalid authentication token.")))
+    server.route(
+        "GET",
+        "/data" + PATH,
+        Reply(401, error_body(401, "Unauthorized", "Invalid authentication token.")),
+    )
     with pytest.raises(AuthError) as info:
         make_session(server, clock=FakeTime().clock()).call("GET", PATH)
     assert len(server.requests_to("/data" + PATH)) == 1
@@ -97,7 +116,11 @@ def test_401_is_not_retried(server: RouteServer) -> None:
 
 
 def test_500_not_found_detail_maps_to_not_found_without_retry(server: RouteServer) -> None:
-    server.route("GET", "/data" + PATH, Reply(500, error_body(500, "Service Exception", "LOCATION not Found.")))
+    server.route(
+        "GET",
+        "/data" + PATH,
+        Reply(500, error_body(500, "Service Exception", "LOCATION not Found.")),
+    )
     with pytest.raises(NotFoundError):
         make_session(server, clock=FakeTime().clock()).call("GET", PATH)
     assert len(server.requests_to("/data" + PATH)) == 1
@@ -112,8 +135,13 @@ def test_get_is_retried_after_503_then_succeeds(server: RouteServer) -> None:
 
 
 def test_retry_after_seconds_is_honoured(server: RouteServer) -> None:
-    server.route("GET", "/data" + PATH,
-                 sequence(Reply(429, error_body(429, "Too Many Requests"), {"Retry-After": "7"}), Reply(200, {})))
+    server.route(
+        "GET",
+        "/data" + PATH,
+        sequence(
+            Reply(429, error_body(429, "Too Many Requests"), {"Retry-After": "7"}), Reply(200, {})
+        ),
+    )
     fake = FakeTime()
     make_session(server, clock=fake.clock()).call("GET", PATH)
     assert fake.sleeps == [7.0]
@@ -122,7 +150,9 @@ def test_retry_after_seconds_is_honoured(server: RouteServer) -> None:
 def test_retry_after_http_date_is_honoured(server: RouteServer) -> None:
     fake = FakeTime()
     when = email.utils.formatdate(fake.now + 12, usegmt=True)
-    server.route("GET", "/data" + PATH, sequence(Reply(503, None, {"Retry-After": when}), Reply(200, {})))
+    server.route(
+        "GET", "/data" + PATH, sequence(Reply(503, None, {"Retry-After": when}), Reply(200, {}))
+    )
     make_session(server, clock=fake.clock()).call("GET", PATH)
     assert fake.sleeps == [pytest.approx(12.0, abs=1.0)]
 
@@ -155,7 +185,9 @@ def test_retry_after_beyond_the_cap_gives_up_at_once(server: RouteServer) -> Non
 def test_total_retry_time_cap_is_respected(server: RouteServer) -> None:
     server.route("GET", "/data" + PATH, Reply(503, None, {"Retry-After": "50"}))
     fake = FakeTime()
-    session = make_session(server, clock=fake.clock(), retry=RetryPolicy(max_attempts=20, max_total_s=120))
+    session = make_session(
+        server, clock=fake.clock(), retry=RetryPolicy(max_attempts=20, max_total_s=120)
+    )
     with pytest.raises(ExtoError):
         session.call("GET", PATH)
     assert sum(fake.sleeps) <= 120 and len(fake.sleeps) == 2
@@ -170,15 +202,22 @@ def test_post_is_not_retried_after_a_read_timeout(server: RouteServer) -> None:
 
 
 def test_keyed_post_is_retried_after_a_dropped_connection(server: RouteServer) -> None:
-    server.route("POST", "/data" + PATH, sequence(Reply(drop=True), Reply(201, {"insertedCount": 1})))
+    server.route(
+        "POST", "/data" + PATH, sequence(Reply(drop=True), Reply(201, {"insertedCount": 1}))
+    )
     session = make_session(server, clock=FakeTime().clock())
     assert session.call("POST", PATH, json=[{}], idempotent=True).status_code == 201
     assert len(server.requests_to("/data" + PATH, "POST")) == 2
 
 
 def test_post_is_retried_after_429(server: RouteServer) -> None:
-    server.route("POST", "/data" + PATH, sequence(Reply(429, None, {"Retry-After": "1"}), Reply(201, {})))
-    assert make_session(server, clock=FakeTime().clock()).call("POST", PATH, json=[{}]).status_code == 201
+    server.route(
+        "POST", "/data" + PATH, sequence(Reply(429, None, {"Retry-After": "1"}), Reply(201, {}))
+    )
+    assert (
+        make_session(server, clock=FakeTime().clock()).call("POST", PATH, json=[{}]).status_code
+        == 201
+    )
 
 
 def test_post_is_not_retried_after_500(server: RouteServer) -> None:
@@ -226,8 +265,9 @@ def test_auth_none_sends_no_bearer_token(server: RouteServer) -> None:
     assert "Authorization" not in server.seen[-1].headers
 
 
-def test_netrc_does_not_replace_the_bearer_token(server: RouteServer, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_netrc_does_not_replace_the_bearer_token(
+    server: RouteServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login someone password netrc-password\n")
     netrc.chmod(0o600)

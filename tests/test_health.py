@@ -37,8 +37,11 @@ def test_health_live_checks_liveness_only(server: RouteServer) -> None:
 
 
 def test_health_not_ready_exits_7_with_server_detail(server: RouteServer) -> None:
-    server.route("GET", "/data/api/v1/health/readiness",
-                 Reply(500, error_body(500, "Service Exception", "Database - disconnected")))
+    server.route(
+        "GET",
+        "/data/api/v1/health/readiness",
+        Reply(500, error_body(500, "Service Exception", "Database - disconnected")),
+    )
     result = run_cli(*base(server), "health", "--ready", "-o", "json")
     assert result.exit_code == 7
     assert "Database - disconnected" in result.stderr
@@ -58,10 +61,19 @@ def test_health_unreachable_exits_5() -> None:
 
 def test_health_wait_polls_until_ready(server: RouteServer) -> None:
     down = Reply(503, error_body(503, "Service Unavailable"))
-    server.route("GET", "/data/api/v1/health/readiness",
-                 sequence(down, Reply(429, error_body(429, "Too Many Requests"), {"Retry-After": "0"}),
-                          down, Reply(200, {"ok": True})))
-    result = run_cli(*base(server), "health", "--ready", "--wait", "--interval", "0.01", "-o", "json")
+    server.route(
+        "GET",
+        "/data/api/v1/health/readiness",
+        sequence(
+            down,
+            Reply(429, error_body(429, "Too Many Requests"), {"Retry-After": "0"}),
+            down,
+            Reply(200, {"ok": True}),
+        ),
+    )
+    result = run_cli(
+        *base(server), "health", "--ready", "--wait", "--interval", "0.01", "-o", "json"
+    )
     assert result.exit_code == 0, result.stderr
     assert len(server.requests_to("/data/api/v1/health/readiness")) == 4
 
@@ -69,15 +81,33 @@ def test_health_wait_polls_until_ready(server: RouteServer) -> None:
 def test_health_wait_needs_consecutive_successes(server: RouteServer) -> None:
     ok, down = Reply(200, {"ok": True}), Reply(503, None)
     server.route("GET", "/data/api/v1/health/readiness", sequence(ok, down, ok, ok, ok))
-    result = run_cli(*base(server), "health", "--ready", "--wait", "--interval", "0",
-                     "--success-threshold", "3", "-o", "json")
+    result = run_cli(
+        *base(server),
+        "health",
+        "--ready",
+        "--wait",
+        "--interval",
+        "0",
+        "--success-threshold",
+        "3",
+        "-o",
+        "json",
+    )
     assert result.exit_code == 0
     assert len(server.requests_to("/data/api/v1/health/readiness")) == 5
 
 
 def test_health_wait_through_refused_connections_times_out_with_exit_7() -> None:
-    result = run_cli("--base-url", "http://127.0.0.1:9/data", "health", "--wait",
-                     "--timeout", "0.3", "--interval", "0.05")
+    result = run_cli(
+        "--base-url",
+        "http://127.0.0.1:9/data",
+        "health",
+        "--wait",
+        "--timeout",
+        "0.3",
+        "--interval",
+        "0.05",
+    )
     assert result.exit_code == 7
     assert "last seen" in result.stderr and "connection refused" in result.stderr
 
@@ -90,22 +120,38 @@ def test_health_wait_runs_command_after_success(server: RouteServer) -> None:
 
 
 def test_health_command_is_not_run_when_never_healthy() -> None:
-    result = run_cli("--base-url", "http://127.0.0.1:9/data", "health", "--wait",
-                     "--timeout", "0.1", "--interval", "0.05", "--", "sh", "-c", "echo RAN")
+    result = run_cli(
+        "--base-url",
+        "http://127.0.0.1:9/data",
+        "health",
+        "--wait",
+        "--timeout",
+        "0.1",
+        "--interval",
+        "0.05",
+        "--",
+        "sh",
+        "-c",
+        "echo RAN",
+    )
     assert result.exit_code == 7 and "RAN" not in result.stdout
 
 
 def test_health_check_auth_sends_token_once(server: RouteServer) -> None:
-    result = run_cli(*base(server), "health", "--check-auth", "-o", "json",
-                     env={"EXTO_TOKEN": "tok-123"})
+    result = run_cli(
+        *base(server), "health", "--check-auth", "-o", "json", env={"EXTO_TOKEN": "tok-123"}
+    )
     assert result.exit_code == 0, result.stderr
     (seen,) = server.requests_to("/data/api/v1/build/info")
     assert seen.headers["Authorization"] == "Bearer tok-123"
 
 
 def test_health_check_auth_401_exits_4_without_retry(server: RouteServer) -> None:
-    server.route("GET", "/data/api/v1/build/info",
-                 Reply(401, error_body(401, "Unauthorized", "Invalid authentication token.")))
+    server.route(
+        "GET",
+        "/data/api/v1/build/info",
+        Reply(401, error_body(401, "Unauthorized", "Invalid authentication token.")),
+    )
     result = run_cli(*base(server), "health", "--check-auth", env={"EXTO_TOKEN": "tok-123"})
     assert result.exit_code == 4
     assert "exto auth login --profile default" in result.stderr

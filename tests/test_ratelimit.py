@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from routeserver import Reply, RouteServer
 
 from exto_cli.ratelimit import RateLimiter, state_file_name
-from routeserver import Reply, RouteServer
 
 
 class Clock:
@@ -27,8 +27,9 @@ class Clock:
 
 
 def limiter(tmp_path: Path, clock: Clock, rate: float = 3, margin_s: float = 0.0) -> RateLimiter:
-    return RateLimiter(rate, tmp_path / "state.json", clock=clock.time, sleep=clock.sleep,
-                       margin_s=margin_s)
+    return RateLimiter(
+        rate, tmp_path / "state.json", clock=clock.time, sleep=clock.sleep, margin_s=margin_s
+    )
 
 
 def test_first_three_requests_go_at_once(tmp_path: Path) -> None:
@@ -93,8 +94,9 @@ def test_corrupt_state_file_is_reset(tmp_path: Path) -> None:
 def test_unusable_state_dir_still_paces_in_process(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     clock = Clock()
-    lim = RateLimiter(1, tmp_path / "file" / "state.json", clock=clock.time, sleep=clock.sleep,
-                      margin_s=0)
+    lim = RateLimiter(
+        1, tmp_path / "file" / "state.json", clock=clock.time, sleep=clock.sleep, margin_s=0
+    )
     lim.acquire()
     assert lim.acquire() == 1.0
 
@@ -118,9 +120,27 @@ def test_two_exto_processes_share_one_budget() -> None:
     with RouteServer(limit_per_second=3) as srv:
         srv.route("GET", "/data/api/v1/health/readiness", Reply(200, {"ok": True}))
         srv.route("GET", "/data/api/v1/health/liveness", Reply(200, {"ok": True}))
-        cmd = [sys.executable, "-m", "exto_cli", "--base-url", srv.url + "/data", "--rate", "3",
-               "health", "--wait", "--interval", "0", "--success-threshold", "3", "-o", "json"]
-        procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "exto_cli",
+            "--base-url",
+            srv.url + "/data",
+            "--rate",
+            "3",
+            "health",
+            "--wait",
+            "--interval",
+            "0",
+            "--success-threshold",
+            "3",
+            "-o",
+            "json",
+        ]
+        procs = [
+            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for _ in range(2)
+        ]
         codes = [p.wait(timeout=60) for p in procs]
     assert codes == [0, 0]
     assert len(srv.seen) == 12

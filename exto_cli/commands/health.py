@@ -21,14 +21,43 @@ OutputOption = Annotated[
 )
 def health(
     ctx: typer.Context,
-    command: Annotated[list[str] | None, typer.Argument(help="After '--': a command to run once healthy; exto exits with its code.", show_default=False)] = None,
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="After '--': a command to run once healthy; exto exits with its code.",
+            show_default=False,
+        ),
+    ] = None,
     live: Annotated[bool, typer.Option("--live", help="Check liveness only.")] = False,
     ready: Annotated[bool, typer.Option("--ready", help="Check readiness only.")] = False,
-    wait: Annotated[bool, typer.Option("--wait", help="Poll until healthy, through refused connections, 5xx and 429.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", min=0, help="With --wait: give up after this many seconds (exit 7).")] = 300.0,
-    interval: Annotated[float, typer.Option("--interval", min=0, help="With --wait: seconds between polls.")] = 2.0,
-    success_threshold: Annotated[int, typer.Option("--success-threshold", min=1, help="With --wait: consecutive healthy polls needed.")] = 1,
-    check_auth: Annotated[bool, typer.Option("--check-auth", help="Also send one authenticated request (GET /api/v1/build/info); 401/403 exit 4.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Poll until healthy, through refused connections, 5xx and 429."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", min=0, help="With --wait: give up after this many seconds (exit 7)."
+        ),
+    ] = 300.0,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0, help="With --wait: seconds between polls.")
+    ] = 2.0,
+    success_threshold: Annotated[
+        int,
+        typer.Option(
+            "--success-threshold", min=1, help="With --wait: consecutive healthy polls needed."
+        ),
+    ] = 1,
+    check_auth: Annotated[
+        bool,
+        typer.Option(
+            "--check-auth",
+            help="Also send one authenticated request (GET /api/v1/build/info); 401/403 exit 4.",
+        ),
+    ] = False,
     output: OutputOption = None,
 ) -> None:
     """Check that the Exto API is up and ready (readiness and liveness; no token needed).
@@ -46,14 +75,20 @@ def health(
     if live and ready:
         raise UsageError("--live and --ready exclude each other; give neither to check both")
     if command and not wait:
-        raise UsageError("a command after '--' needs --wait", hint="exto health --wait -- CMD ARGS...")
+        raise UsageError(
+            "a command after '--' needs --wait", hint="exto health --wait -- CMD ARGS..."
+        )
     checks = ["liveness"] if live else ["readiness"] if ready else ["readiness", "liveness"]
     fmt = resolve_format(output, app_ctx.env, app_ctx.stdout_is_tty)
     session = app_ctx.session
     if wait:
         results = core.wait_until_healthy(
-            session, checks, timeout_s=timeout, interval_s=interval,
-            success_threshold=success_threshold, clock=app_ctx.clock or Clock(),
+            session,
+            checks,
+            timeout_s=timeout,
+            interval_s=interval,
+            success_threshold=success_threshold,
+            clock=app_ctx.clock or Clock(),
         )
     else:
         results = core.check_once(session, checks)
