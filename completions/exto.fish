@@ -1,0 +1,1 @@
+complete --command exto --no-files --arguments "(env _EXTO_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) exto)" --condition "env _EXTO_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) exto"
