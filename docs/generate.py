@@ -28,7 +28,10 @@ def cli_markdown() -> str:
 def completion_script(shell: str) -> str:
     from typer._completion_shared import get_completion_script
 
-    return get_completion_script(prog_name="exto", complete_var="_EXTO_COMPLETE", shell=shell).strip() + "\n"
+    return (
+        get_completion_script(prog_name="exto", complete_var="_EXTO_COMPLETE", shell=shell).strip()
+        + "\n"
+    )
 
 
 def outputs() -> dict[Path, str]:

@@ -223,3 +223,23 @@ def resolve(options: GlobalOptions, env: Mapping[str, str] | None = None) -> Set
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str, source: str) -> float:
+    """Seconds from '180d', '12h', '30m', '45s', '2w' or a plain number of seconds."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in _DURATION_UNITS else "s"
+    number = value[:-1] if value[-1:] in _DURATION_UNITS else value
+    try:
+        amount = float(number)
+    except ValueError:
+        raise UsageError(
+            f"{source}: not a duration: {text!r}",
+            hint="use a number with s, m, h, d or w, e.g. 14d",
+        ) from None
+    if amount < 0 or amount != amount:
+        raise UsageError(f"{source}: must not be negative, got {text!r}")
+    return amount * _DURATION_UNITS[unit]

@@ -72,5 +72,5 @@ def build_session(app: AppContext) -> ExtoSession:
     if s.base_url.startswith("sandbox://"):
         from exto_cli.sandbox.adapter import mount_sandbox
 
-        mount_sandbox(session, s)
+        mount_sandbox(session, s, app.env)
     return session

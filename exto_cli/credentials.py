@@ -32,7 +32,7 @@ def find_token(settings: Settings, env: Mapping[str, str]) -> tuple[str, str] | 
     if settings.auth_mode == "sandbox":
         from exto_cli.sandbox.adapter import sandbox_token
 
-        return sandbox_token(settings), "sandbox"
+        return sandbox_token(settings, env), "sandbox"
     stored = read_keyring(settings.profile)
     if stored:
         return stored, "keyring"

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from exto_cli import __version__
-from exto_cli.commands import health
+from exto_cli.commands import health, sandbox
 from exto_cli.errors import ExitCode, ExtoError, TerminatedError
 
 
@@ -55,6 +55,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(health.app)
+app.add_typer(sandbox.app)
 
 
 def _version(value: bool) -> None:

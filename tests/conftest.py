@@ -48,6 +48,7 @@ def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MemoryK
     monkeypatch.setenv("EXTO_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("EXTO_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("EXTO_RATE", "0")  # pacing off unless a test is about pacing
+    monkeypatch.setenv("EXTO_SANDBOX_RATE", "0")  # and the in-process sandbox limit too
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     backend = MemoryKeyring()
     previous = keyring.get_keyring()

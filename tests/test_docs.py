@@ -19,8 +19,10 @@ def generated() -> dict[Path, str]:
     return module["outputs"]()  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("name", ["docs/cli.md", "completions/exto.bash", "completions/exto.zsh",
-                                  "completions/exto.fish"])
+@pytest.mark.parametrize(
+    "name",
+    ["docs/cli.md", "completions/exto.bash", "completions/exto.zsh", "completions/exto.fish"],
+)
 def test_generated_file_is_current(name: str) -> None:
     expected = generated()[ROOT / name]
     assert (ROOT / name).read_text(encoding="utf-8") == expected, (

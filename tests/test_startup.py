@@ -13,7 +13,9 @@ HEAVY = ("requests", "keyring", "werkzeug", "urllib3")
 def imported_modules(*args: str) -> set[str]:
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "exto_cli", *args],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     names = set()
     for line in result.stderr.splitlines():
@@ -33,6 +35,7 @@ def test_start_up_imports_no_heavy_module(args: tuple[str, ...]) -> None:
 def test_version_prints_the_package_version() -> None:
     from exto_cli import __version__
 
-    out = subprocess.run([sys.executable, "-m", "exto_cli", "--version"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "exto_cli", "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert out == f"exto {__version__}\n"
