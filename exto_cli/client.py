@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -339,6 +340,8 @@ class ExtoSession(requests.Session):
                 auth=self._auth(authenticated),
                 timeout=(timeout_s, timeout_s),
                 allow_redirects=method in SAFE_METHODS,
+                # Explicit, so that REQUESTS_CA_BUNDLE in the environment cannot override --ca-bundle.
+                verify=self.config.ca_bundle or None,
             )
         except requests.RequestException as exc:
             self._log_attempt(method, url, None, exc, t0, attempt, request_id)
@@ -528,6 +531,13 @@ def _path_only(path: str) -> str:
 
 
 def _describe_exception(exc: BaseException | None) -> str:
+    if isinstance(exc, requests.exceptions.SSLError):
+        found = re.search(r"certificate verify failed: ([^(']+)", str(exc))
+        return (
+            f"certificate verify failed: {found.group(1).strip()}"
+            if found
+            else "TLS handshake failed"
+        )
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "timed out connecting"
     if isinstance(exc, requests.exceptions.ReadTimeout):

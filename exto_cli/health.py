@@ -25,6 +25,7 @@ class ProbeResult:
     detail: str
     body: Any = None
     retry_after_s: float | None = field(default=None, repr=False)
+    error: ExtoError | None = field(default=None, repr=False)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -58,7 +59,7 @@ def probe(session: ExtoSession, check: str, *, timeout_s: float | None = None) -
             timeout_s=timeout_s,
         )
     except NetworkError as exc:
-        return ProbeResult(check, False, None, exc.message.split(": ", 1)[-1])
+        return ProbeResult(check, False, None, exc.message.split(": ", 1)[-1], error=exc)
     try:
         body = response.json()
     except ValueError:
@@ -82,9 +83,11 @@ def check_auth(session: ExtoSession) -> ProbeResult:
 def check_once(session: ExtoSession, checks: Sequence[str]) -> list[ProbeResult]:
     results = [probe(session, c) for c in checks]
     if all(r.status is None for r in results):
+        first = results[0].error
+        hint = first.hint if first is not None and "TLS" in first.message else None
         raise NetworkError(
             f"{session.config.base_url}: {results[0].detail}",
-            hint="is the server up? exto health --wait polls until it is",
+            hint=hint or "is the server up? exto health --wait polls until it is",
         )
     return results
 

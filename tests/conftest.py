@@ -91,3 +91,36 @@ def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = N
 @pytest.fixture
 def cli() -> type[object]:
     return run_cli  # type: ignore[return-value]
+
+
+@dataclass
+class Sandbox:
+    url: str
+    token: str
+    app: object
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def sandbox_app(tmp_path: Path) -> Iterator[object]:
+    from exto_cli.sandbox.adapter import open_app
+    from exto_cli.sandbox.app import Faults
+
+    app = open_app(tmp_path / "sandbox.sqlite", faults=Faults(rate_per_second=0))
+    yield app
+    app.store.close()
+
+
+@pytest.fixture
+def sandbox(sandbox_app: object) -> Iterator[Sandbox]:
+    """The sandbox served over real HTTP on 127.0.0.1, rate limit off."""
+    from exto_cli.sandbox.serve import base_url, start_background
+
+    server, thread = start_background(sandbox_app)  # type: ignore[arg-type]
+    yield Sandbox(base_url(server), sandbox_app.mint_token(), sandbox_app)  # type: ignore[attr-defined]
+    server.shutdown()
+    server.server_close()
+    thread.join(5)

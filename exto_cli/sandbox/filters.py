@@ -218,7 +218,9 @@ class _Parser:
             raise FilterError(
                 "a DATE condition needs the localTimeZone query parameter (an IANA zone name)"
             )
-        if custom:
+        declared = self.field_types.get(name)
+        if custom and (declared is None or declared in ("multiselect", "json")):
+            # Only fields that may hold arrays pay for the any-element branch.
             path = _path(name)
             inner, params = predicate("e.value", ftype, positive, value, self.tz)
             outer, _ = predicate(expr, ftype, positive, value, self.tz)
@@ -228,9 +230,12 @@ class _Parser:
             )
             self.params.extend(params * 2)
         else:
-            sql, params = predicate(expr, ftype, positive, value, self.tz)
+            scalar = declared if custom else None
+            sql, params = predicate(expr, ftype, positive, value, self.tz, declared=scalar)
             self.params.extend(params)
-        return f"(NOT COALESCE({sql}, 0))" if negate else f"COALESCE({sql}, 0)"
+        # Bare positive predicates let SQLite use the expression indexes on declared fields;
+        # NULL only needs folding to false under NOT.
+        return f"(NOT COALESCE({sql}, 0))" if negate else sql
 
 
 def _path(name: str) -> str:
@@ -251,20 +256,33 @@ def null_check(name: str, is_null: bool) -> str:
     return blank if is_null else f"(NOT {blank})"
 
 
-def predicate(x: str, ftype: str, op: str, value: str, tz: str | None) -> tuple[str, list[Any]]:
-    """SQL that holds when the value expression ``x`` satisfies ``op value``, and its params."""
+def predicate(
+    x: str, ftype: str, op: str, value: str, tz: str | None, *, declared: str | None = None
+) -> tuple[str, list[Any]]:
+    """SQL that holds when the value expression ``x`` satisfies ``op value``, and its params.
+
+    SQLite orders NULL < numbers < text: ``x < n`` already excludes text and ``x >= '0'``
+    means "x is text", so these predicates stay usable by an index on ``x``.
+    """
     if op == "in":
         items = [
             item if ftype == "STRING" else typed_value(item, ftype) for item in value.split("|")
         ]
         return f"{x} IN ({', '.join('?' for _ in items)})", items
     typed = typed_value(value, ftype)
+    if ftype == "DATE" and declared == "date":
+        # Declared date fields hold validated YYYY-MM-DD text: a calendar date in any zone.
+        guard = f" AND {x} >= '0'" if op in ("lt", "le") else ""
+        return f"({x} {_SQL_OP[op]} ?{guard})", [typed]
     if ftype == "DATE":
         return f"exto_local_date({x}, ?) {_SQL_OP[op]} ?", [tz, typed]
     if op == "eq":
         return f"{x} = ?", [typed]
     if ftype == "NUMBER":
-        return f"(typeof({x}) IN ('integer', 'real') AND {x} {_SQL_OP[op]} ?)", [typed]
+        # Text sorts above numbers: "> n" needs a type check, which (unlike a second range
+        # bound) leaves the planner free to prefer a more selective index.
+        guard = f" AND typeof({x}) IN ('integer', 'real')" if op in ("gt", "ge") else ""
+        return f"({x} {_SQL_OP[op]} ?{guard})", [typed]
     lowered = str(typed).lower()
     if op == "cn":
         return f"(typeof({x}) = 'text' AND instr(lower({x}), ?) > 0)", [lowered]
