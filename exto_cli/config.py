@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -243,3 +244,38 @@ def parse_duration(text: str, source: str) -> float:
     if amount < 0 or amount != amount:
         raise UsageError(f"{source}: must not be negative, got {text!r}")
     return amount * _DURATION_UNITS[unit]
+
+
+def update_profile(
+    path: Path, profile: str, values: Mapping[str, Any], remove: tuple[str, ...] = ()
+) -> None:
+    """Set (and remove) keys of [profiles.NAME] in config.toml, keeping comments; atomic."""
+    import tempfile
+
+    import tomlkit
+
+    try:
+        document = (
+            tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+        )
+    except tomlkit.exceptions.ParseError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}", hint="fix or remove the file") from None
+    profiles = document.setdefault("profiles", tomlkit.table(is_super_table=True))
+    table = profiles.setdefault(profile, tomlkit.table())
+    for key in remove:
+        table.pop(key, None)
+    for key, value in values.items():
+        if value is not None:
+            table[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(tomlkit.dumps(document))
+    os.replace(tmp, path)
+
+
+def parse_date(text: str, source: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"{source}: expected a date YYYY-MM-DD, got {text!r}") from None

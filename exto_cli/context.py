@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from exto_cli.config import Settings
+from exto_cli.config import GlobalOptions, Settings
 from exto_cli.output import Printer
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 class AppContext:
     settings: Settings
     printer: Printer
+    options: GlobalOptions = field(default_factory=GlobalOptions)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock: Clock | None = None
     _session: ExtoSession | None = None
@@ -48,11 +49,13 @@ class AppContext:
             self._session = None
 
 
-def build_session(app: AppContext) -> ExtoSession:
+def build_session(
+    app: AppContext, settings: Settings | None = None, token: str | None = None
+) -> ExtoSession:
+    """A session for ``settings`` (default: the run's), with ``token`` instead of a lookup."""
     from exto_cli.client import ExtoSession, RetryPolicy, SessionConfig
-    from exto_cli.credentials import token_provider
 
-    s = app.settings
+    s = settings or app.settings
     config = SessionConfig(
         base_url=s.base_url,
         profile=s.profile,
@@ -66,11 +69,29 @@ def build_session(app: AppContext) -> ExtoSession:
         state_dir=s.cache_dir,
     )
     log = app.printer.log if s.verbose else None
-    session = ExtoSession(
-        config, token_provider(s, app.env), clock=app.clock, log=log, debug=s.debug
-    )
+    provider = (lambda: token) if token is not None else token_provider(app, s)
+    session = ExtoSession(config, provider, clock=app.clock, log=log, debug=s.debug)
     if s.base_url.startswith("sandbox://"):
         from exto_cli.sandbox.adapter import mount_sandbox
 
         mount_sandbox(session, s, app.env)
     return session
+
+
+def token_provider(app: AppContext, settings: Settings) -> Callable[[], str]:
+    """Look the token up on first use, and warn once when it is about to expire."""
+
+    def provide() -> str:
+        import datetime as dt
+
+        from exto_cli.auth import expiry_warning, token_expiry
+        from exto_cli.credentials import require_token
+
+        found = require_token(settings, app.env)
+        expiry = token_expiry(found, settings, app.env)
+        warning = expiry_warning(expiry, dt.date.today(), settings.profile)
+        if warning:
+            app.printer.warn(warning)
+        return found.token
+
+    return provide

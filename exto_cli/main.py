@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from exto_cli import __version__
-from exto_cli.commands import health, sandbox
+from exto_cli.commands import auth, health, sandbox
 from exto_cli.errors import ExitCode, ExtoError, TerminatedError
 
 
@@ -54,6 +54,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(auth.app)
 app.add_typer(health.app)
 app.add_typer(sandbox.app)
 
@@ -176,7 +177,9 @@ def main(
         no_input=no_input,
     )
     ctx.obj = AppContext(
-        settings=resolve(options), printer=Printer(quiet=quiet, color=color or "auto")
+        settings=resolve(options),
+        printer=Printer(quiet=quiet, color=color or "auto"),
+        options=options,
     )
     ctx.call_on_close(ctx.obj.close)
 

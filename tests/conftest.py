@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,15 @@ def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MemoryK
     monkeypatch.setenv("EXTO_RATE", "0")  # pacing off unless a test is about pacing
     monkeypatch.setenv("EXTO_SANDBOX_RATE", "0")  # and the in-process sandbox limit too
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    # pytest-socket refuses connections elsewhere; refuse name lookups elsewhere too.
+    real_getaddrinfo = socket.getaddrinfo
+
+    def loopback_only(host: object, *args: object, **kwargs: object) -> object:
+        if host not in (None, "localhost", "127.0.0.1", "::1", b"localhost", b"127.0.0.1"):
+            raise OSError(f"test tried to resolve {host!r}: only loopback is allowed")
+        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
     backend = MemoryKeyring()
     previous = keyring.get_keyring()
     keyring.set_keyring(backend)
