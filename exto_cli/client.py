@@ -278,6 +278,10 @@ class ExtoSession(requests.Session):
         """Send one logical request with pacing and retries; raise ExtoError on failure."""
         method = method.upper()
         url = self.url_for(path)
+        if params and url.startswith("sandbox://"):
+            # requests leaves URLs of schemes other than http(s) alone, params included.
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(list(params.items()), doseq=True)}"
+            params = None
         if idempotent is None:
             idempotent = method in SAFE_METHODS
         request_id = uuid.uuid4().hex

@@ -39,6 +39,7 @@ class ExtoError(Exception):
         details: Sequence[str] = (),
         request_id: str | None = None,
         status: int | None = None,
+        snippet: Sequence[str] = (),
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -46,6 +47,7 @@ class ExtoError(Exception):
         self.details = list(details)
         self.request_id = request_id
         self.status = status
+        self.snippet = list(snippet)  # shown verbatim, e.g. an expression and a caret
 
 
 class UsageError(ExtoError):

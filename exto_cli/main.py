@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from exto_cli import __version__
-from exto_cli.commands import auth, health, sandbox
+from exto_cli.commands import auth, get, health, sandbox
 from exto_cli.errors import ExitCode, ExtoError, TerminatedError
 
 
@@ -43,7 +43,7 @@ def report(ctx: typer.Context, exc: ExtoError) -> None:
     message = exc.message
     if exc.request_id:
         message += f" (request id {exc.request_id})"
-    printer_for(ctx).error(message, hint=exc.hint, details=exc.details)
+    printer_for(ctx).error(message, hint=exc.hint, details=exc.details, snippet=exc.snippet)
 
 
 app = typer.Typer(
@@ -55,6 +55,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(auth.app)
+app.add_typer(get.app)
 app.add_typer(health.app)
 app.add_typer(sandbox.app)
 

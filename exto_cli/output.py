@@ -221,8 +221,17 @@ class Printer:
         if not self.quiet:
             self._line("warning: ", "yellow bold", text)
 
-    def error(self, text: str, *, hint: str | None = None, details: Sequence[str] = ()) -> None:
+    def error(
+        self,
+        text: str,
+        *,
+        hint: str | None = None,
+        details: Sequence[str] = (),
+        snippet: Sequence[str] = (),
+    ) -> None:
         self._line("error: ", "red bold", text)
+        for line in snippet:
+            self._line("  ", "", line)
         for detail in details:
             self._line("  - ", "red", detail)
         if hint:

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover
 
 # Requests leave the client and reach the server with some jitter; a little slack keeps
 # "3 in any second at the client" also true at the server.
-DEFAULT_MARGIN_S = 0.05
+DEFAULT_MARGIN_S = 0.02
 # After a 429 the server is evidently counting differently from us: halve the pace for a while.
 SLOWDOWN_S = 30.0
 
