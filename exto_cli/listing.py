@@ -215,6 +215,7 @@ class RowSink:
         self.header = spec.header if header is None else header
         self.writer: RecordWriter | None = None
         self._unseen_warned: set[str] = set()
+        self._known: set[str] | None = None
 
     def _shape(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
         return self.spec.shape(record) if self.spec.shape is not None else record
@@ -230,15 +231,15 @@ class RowSink:
     def write_page(self, records: Sequence[Mapping[str, Any]]) -> None:
         if self.writer is None:
             self.writer = self._open(records)
-        by_row = self.spec.fmt in ROW_FORMATS or self.spec.fields
-        for record in records:
-            shaped = self._shape(record)
-            if by_row:
-                assert self.columns is not None
-                self._note_unseen(shaped)
-                self.writer.write(flat_row(shaped, self.columns))
-            else:
-                self.writer.write(shaped)
+        shaped = [self._shape(r) for r in records] if self.spec.shape else records
+        if self.spec.fmt in ROW_FORMATS or self.spec.fields:
+            columns = self.columns
+            assert columns is not None
+            for record in shaped:
+                self._note_unseen(record)
+            self.writer.write_many([flat_row(r, columns) for r in shaped])
+        else:
+            self.writer.write_many(shaped)
 
     def _note_unseen(self, record: Mapping[str, Any]) -> None:
         if self.spec.fields or self.spec.default_columns:
@@ -246,13 +247,15 @@ class RowSink:
         assert self.columns is not None
         custom = record.get("customFields")
         keys = custom.keys() if isinstance(custom, Mapping) else record.keys()
-        for key in keys:
-            if key not in self.columns and key not in self._unseen_warned:
-                self._unseen_warned.add(key)
-                self.warn(
-                    f"field {key!r} first appears after the header was written and is not "
-                    "in the output; name the columns with --fields"
-                )
+        if self._known is None:
+            self._known = set(self.columns)
+        for key in keys - self._known:
+            self._known.add(key)
+            self._unseen_warned.add(key)
+            self.warn(
+                f"field {key!r} first appears after the header was written and is not "
+                "in the output; name the columns with --fields"
+            )
 
     def close(self) -> None:
         if self.writer is None:

@@ -8,6 +8,7 @@ Text that came from the server is shown without rich markup, control characters 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import sys
@@ -28,10 +29,17 @@ def sanitize(text: str) -> str:
     return _CONTROL.sub(lambda m: _CONTROL_NAMES.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def to_json(value: Any, *, indent: int | None = None) -> str:
     """JSON with non-ASCII kept readable but DEL and C1 controls escaped as well."""
-    separators = (",", ":") if indent is None else (",", ": ")
-    text = json.dumps(value, ensure_ascii=False, indent=indent, separators=separators)
+    if indent is None:
+        text = _COMPACT.encode(value)
+    else:
+        text = json.dumps(value, ensure_ascii=False, indent=indent, separators=(",", ": "))
+    if text.isascii():  # the common case: nothing beyond U+007E can need escaping
+        return text
     return _C1_AND_DEL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
@@ -47,15 +55,21 @@ def resolve_format(option: str | None, env: Mapping[str, str], stdout_is_tty: bo
 
 def cell_text(value: Any) -> str:
     """A value as one CSV/table cell: null empty, text as is, the rest as compact JSON."""
+    if value.__class__ is str:
+        return value
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
+    if value is True or value is False:
+        return "true" if value else "false"
+    if value.__class__ is int:
+        return str(value)
     return to_json(value)
 
 
 class RecordWriter(Protocol):
     def write(self, row: Mapping[str, Any]) -> None: ...
+
+    def write_many(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -68,8 +82,15 @@ class JsonArrayWriter:
         self.count = 0
 
     def write(self, row: Mapping[str, Any]) -> None:
-        self.stream.write(("[\n  " if self.count == 0 else ",\n  ") + to_json(row))
-        self.count += 1
+        self.write_many([row])
+
+    def write_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        # One write per page, not per row: the stream's own overhead dominates otherwise.
+        lead = "[\n  " if self.count == 0 else ",\n  "
+        self.stream.write(lead + ",\n  ".join(map(to_json, rows)))
+        self.count += len(rows)
 
     def close(self) -> None:
         self.stream.write("[]\n" if self.count == 0 else "\n]\n")
@@ -82,6 +103,10 @@ class JsonLinesWriter:
 
     def write(self, row: Mapping[str, Any]) -> None:
         self.stream.write(to_json(row) + "\n")
+
+    def write_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self.stream.write("\n".join(map(to_json, rows)) + "\n")
 
     def close(self) -> None:
         self.stream.flush()
@@ -109,6 +134,16 @@ class DelimitedWriter:
     def write(self, row: Mapping[str, Any]) -> None:
         self._row([cell_text(row.get(c)) for c in self.columns])
 
+    def write_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        columns = self.columns
+        cells = [[cell_text(row.get(c)) for c in columns] for row in rows]
+        if self.tsv:
+            self.stream.write("".join("\t".join(map(_tsv_escape, r)) + "\n" for r in cells))
+            return
+        buffer = io.StringIO()  # one write per page
+        csv.writer(buffer, lineterminator="\r\n").writerows(cells)
+        self.stream.write(buffer.getvalue())
+
     def close(self) -> None:
         self.stream.flush()
 
@@ -128,6 +163,10 @@ class TableWriter:
 
     def write(self, row: Mapping[str, Any]) -> None:
         self.rows.append([sanitize(cell_text(row.get(c))) for c in self.columns])
+
+    def write_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.write(row)
 
     def close(self) -> None:
         from rich.table import Table
@@ -169,12 +208,10 @@ def write_records(
     console: Console | None = None,
 ) -> int:
     writer = open_writer(fmt, stream or sys.stdout, columns, header=header, console=console)
-    count = 0
-    for row in rows:
-        writer.write(row)
-        count += 1
+    batch = list(rows)
+    writer.write_many(batch)
     writer.close()
-    return count
+    return len(batch)
 
 
 def make_console(*, stderr: bool, color: str, file: IO[str] | None = None) -> Console:

@@ -99,6 +99,7 @@ class Pager:
         if recent_ids:
             self._recent.append(set(recent_ids))
         self._warned_total = False
+        self._last_page = first_page
 
     def fetch(self, number: int) -> Page:
         params = {**self.params, "page": number, "pageSize": self.page_size}
@@ -157,15 +158,15 @@ class Pager:
             yield page
 
     def _concurrent(self, first: Page) -> Iterator[Page]:
-        last = first.total_pages or first.number
-        numbers = iter(range(first.number + 1, last + 1))
+        # The last page can move while we read: a later page may report more pages.
+        self._last_page = first.total_pages or first.number
+        next_number = first.number + 1
         pool = concurrent.futures.ThreadPoolExecutor(self.concurrency, thread_name_prefix="page")
         pending: collections.deque[concurrent.futures.Future[Page]] = collections.deque()
         try:
-            for number in numbers:
-                pending.append(pool.submit(self.fetch, number))
-                if len(pending) >= self.concurrency:
-                    break
+            while next_number <= self._last_page and len(pending) < self.concurrency:
+                pending.append(pool.submit(self.fetch, next_number))
+                next_number += 1
             while pending:
                 page = pending.popleft().result()
                 self._check_total(page)
@@ -174,9 +175,9 @@ class Pager:
                         f"page {page.number} came back empty: the result shrank during the run"
                     )
                     return
-                for number in numbers:
-                    pending.append(pool.submit(self.fetch, number))
-                    break
+                while next_number <= self._last_page and len(pending) < self.concurrency:
+                    pending.append(pool.submit(self.fetch, next_number))
+                    next_number += 1
                 yield page
         finally:
             for future in pending:
@@ -184,6 +185,8 @@ class Pager:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _check_total(self, page: Page) -> None:
+        if page.total_pages is not None and page.total_pages > self._last_page:
+            self._last_page = page.total_pages
         if page.total is None or page.total == self.stats.last_total:
             return
         if not self._warned_total:
@@ -227,7 +230,12 @@ def field_value(record: Mapping[str, Any], name: str) -> Any:
 
 
 def flat_row(record: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
-    return {name: field_value(record, name) for name in columns}
+    custom = record.get("customFields")
+    if custom.__class__ is not dict:
+        return {name: field_value(record, name) for name in columns}
+    # The hot path of every export: plain dicts, no ABC checks.
+    get = custom.get
+    return {n: record[n] if n in record and n != "customFields" else get(n) for n in columns}
 
 
 def default_columns(records: Sequence[Mapping[str, Any]]) -> list[str]:

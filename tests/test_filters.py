@@ -35,8 +35,14 @@ from exto_cli.sandbox.store import Collection
         ("code = '12'", "code:eq:12"),
         ("active = true", "active:in:true"),
         ("active != false", "active:ne:false"),
-        ("number1 = 6 AND number2 = 1 OR contact = 1234", "number1:eq:6:and:number2:eq:1:or:contact:eq:1234"),
-        ("contact = 1234 or number1 = 6 and number2 = 1", "number1:eq:6:and:number2:eq:1:or:contact:eq:1234"),
+        (
+            "number1 = 6 AND number2 = 1 OR contact = 1234",
+            "number1:eq:6:and:number2:eq:1:or:contact:eq:1234",
+        ),
+        (
+            "contact = 1234 or number1 = 6 and number2 = 1",
+            "number1:eq:6:and:number2:eq:1:or:contact:eq:1234",
+        ),
         ("a = 1 and b = 2 or c = 3 and d = 4", "(a:eq:1:and:b:eq:2):or:(c:eq:3:and:d:eq:4)"),
         ("a = 1 and (b = 2 or c = 3)", "a:eq:1:and:(b:eq:2:or:c:eq:3)"),
         ("name = 'O''Brien'", "name:eq:O'Brien"),
@@ -59,7 +65,11 @@ def test_date_conditions_ask_for_a_time_zone() -> None:
 @pytest.mark.parametrize(
     ("where", "message", "position"),
     [
-        ("name > abc", "'>' is not supported for text; use one of =, ~, !~, ^=, $=, in, is null", 5),
+        (
+            "name > abc",
+            "'>' is not supported for text; use one of =, ~, !~, ^=, $=, in, is null",
+            5,
+        ),
         ("n ~ 5", "'~' is not supported for numbers", 2),
         ("d ~ 2024-01-01", "'~' is not supported for dates", 2),
         ("flag > true", "'>' is not supported for true/false; use one of =, !=", 5),
@@ -121,8 +131,11 @@ RECORDS = _records()
 
 @pytest.fixture(scope="module")
 def docs_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxApp]:
-    app = open_app(Path(tmp_path_factory.mktemp("prop")) / "p.sqlite", seed="empty",
-                   faults=Faults(rate_per_second=0))
+    app = open_app(
+        Path(tmp_path_factory.mktemp("prop")) / "p.sqlite",
+        seed="empty",
+        faults=Faults(rate_per_second=0),
+    )
     coll = Collection("PROP", "master", FIELDS, [])
     app.store.define(coll)
     app.store.bulk_insert(coll, RECORDS)
@@ -145,22 +158,29 @@ def value_text(kind: str, value: Any) -> str:
 NUMBER_OPS = ["=", "!=", ">", ">=", "<", "<="]
 conditions = st.one_of(
     st.tuples(st.sampled_from(["n1", "n2"]), st.sampled_from(NUMBER_OPS), st.integers(-3, 8)).map(
-        lambda t: f"{t[0]} {t[1]} {t[2]}"),
-    st.tuples(st.sampled_from(["n1", "n2"]), st.lists(st.integers(-3, 8), min_size=1, max_size=3)).map(
-        lambda t: f"{t[0]} in ({', '.join(map(str, t[1]))})"),
-    st.tuples(st.just("s1"), st.sampled_from(["=", "~", "!~", "^=", "$="]), st.sampled_from(WORDS)).map(
-        lambda t: f"{t[0]} {t[1]} {quoted(t[2])}"),
+        lambda t: f"{t[0]} {t[1]} {t[2]}"
+    ),
+    st.tuples(
+        st.sampled_from(["n1", "n2"]), st.lists(st.integers(-3, 8), min_size=1, max_size=3)
+    ).map(lambda t: f"{t[0]} in ({', '.join(map(str, t[1]))})"),
+    st.tuples(
+        st.just("s1"), st.sampled_from(["=", "~", "!~", "^=", "$="]), st.sampled_from(WORDS)
+    ).map(lambda t: f"{t[0]} {t[1]} {quoted(t[2])}"),
     st.tuples(st.just("d1"), st.sampled_from(NUMBER_OPS), st.sampled_from(DATES)).map(
-        lambda t: f"{t[0]} {t[1]} {t[2]}"),
+        lambda t: f"{t[0]} {t[1]} {t[2]}"
+    ),
     st.tuples(st.just("b1"), st.sampled_from(["=", "!="]), st.booleans()).map(
-        lambda t: f"{t[0]} {t[1]} {value_text('PRIMITIVE', t[2])}"),
+        lambda t: f"{t[0]} {t[1]} {value_text('PRIMITIVE', t[2])}"
+    ),
     st.tuples(st.sampled_from(list(FIELDS)), st.booleans()).map(
-        lambda t: f"{t[0]} is {'not ' if t[1] else ''}null"),
+        lambda t: f"{t[0]} is {'not ' if t[1] else ''}null"
+    ),
 )
 expressions = st.recursive(
     conditions,
     lambda inner: st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(
-        lambda t: f"({t[0]} {t[1]} {t[2]})" if t[1] == "or" else f"{t[0]} {t[1]} {t[2]}"),
+        lambda t: f"({t[0]} {t[1]} {t[2]})" if t[1] == "or" else f"{t[0]} {t[1]} {t[2]}"
+    ),
     max_leaves=5,
 )
 
@@ -221,14 +241,21 @@ def condition_holds(cond: Condition, v: Any) -> bool:
     return text is not None and text.endswith(needle)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(expressions)
-def test_compiled_filters_select_what_the_reference_selects(docs_app: SandboxApp, where: str) -> None:
+def test_compiled_filters_select_what_the_reference_selects(
+    docs_app: SandboxApp, where: str
+) -> None:
     compiled = compile_where([where])
     client = Client(docs_app)
     params = {"filter": compiled.filter, "pageSize": "1000", "localTimeZone": "UTC"}
-    response = client.get("/data/api/v1/master-record/PROP", query_string=params,
-                          headers={"Authorization": f"Bearer {docs_app.mint_token()}"})
+    response = client.get(
+        "/data/api/v1/master-record/PROP",
+        query_string=params,
+        headers={"Authorization": f"Bearer {docs_app.mint_token()}"},
+    )
     assert response.status_code == 200, (where, compiled.filter, response.get_data(as_text=True))
     got = sorted(r["customFields"]["key"] for r in json.loads(response.get_data())["rows"])
     expected = sorted(r["key"] for r in RECORDS if holds(parse(where), r))

@@ -45,6 +45,7 @@ def test_csv_output_round_trips_through_the_csv_module() -> None:
     parsed = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
     assert parsed[0] == COLUMNS
     assert parsed[1] == ["R0", 'name, "0"\n', '["a","b"]']
+    assert out.getvalue().endswith("\r\n")  # RFC 4180 line ends
 
 
 def test_tsv_escapes_tabs_and_newlines() -> None:

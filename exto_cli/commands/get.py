@@ -227,9 +227,7 @@ def _records_command(kind: str) -> Any:
         ] = None,
         sort: Annotated[
             str | None,
-            typer.Option(
-                "--sort", help="Field to sort by; -FIELD for descending."
-            ),
+            typer.Option("--sort", help="Field to sort by; -FIELD for descending."),
         ] = None,
         tz: Annotated[
             str | None,
