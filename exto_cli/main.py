@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from exto_cli import __version__
-from exto_cli.commands import auth, get, health, sandbox
+from exto_cli.commands import auth, get, health, sandbox, update
 from exto_cli.errors import ExitCode, ExtoError, TerminatedError
 
 
@@ -57,6 +57,7 @@ app = typer.Typer(
 app.add_typer(auth.app)
 app.add_typer(get.app)
 app.add_typer(health.app)
+app.add_typer(update.app)
 app.add_typer(sandbox.app)
 
 

@@ -120,3 +120,60 @@ def choose(mode: str, printer: Printer, stderr_is_tty: bool, rate_per_second: fl
     if mode == "bar" or (mode == "auto" and stderr_is_tty):
         return BarProgress(printer, rate_per_second)
     return Progress()
+
+
+class BatchProgress:
+    """Batches and records of a bulk load: a bar on a terminal, else nothing."""
+
+    def __init__(self, printer: Printer, total_batches: int, rate_per_second: float) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+        from rich.progress import Progress as RichBar
+
+        self.rate = rate_per_second
+        self.total = total_batches
+        self.records = 0
+        self.started = time.monotonic()
+        self.bar: RichBar | None = RichBar(
+            TextColumn("batches"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[records]} records, {task.fields[speed]}, {task.fields[left]}"),
+            console=printer.console,
+            transient=True,
+        )
+        self.task = self.bar.add_task("load", total=total_batches, records=0, speed="", left="")
+        self.done = 0
+        self.bar.start()
+
+    def advance(self, batch: Any, outcome: Any) -> None:
+        self.done += 1
+        self.records += batch.size
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        left = (self.total - self.done) / self.rate if self.rate > 0 else None
+        if self.bar is not None:
+            self.bar.update(
+                self.task,
+                completed=self.done,
+                records=self.records,
+                speed=f"{self.records / elapsed:,.0f} records/s",
+                left=f"~{left:.0f} s left" if left is not None else "",
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+class _NoBatchProgress:
+    def advance(self, batch: Any, outcome: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def batch_progress(
+    printer: Printer, stderr_is_tty: bool, total_batches: int, rate_per_second: float
+) -> BatchProgress | _NoBatchProgress:
+    if printer.quiet or not stderr_is_tty or total_batches < 2:
+        return _NoBatchProgress()
+    return BatchProgress(printer, total_batches, rate_per_second)
