@@ -36,7 +36,9 @@ class Server:
     def __init__(self, tmp: Path, *args: str) -> None:
         self.proc = subprocess.Popen(
             [*EXTO, "sandbox", "serve", "--port", "0", "--db", str(tmp / "bench.sqlite"), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self.url = self.proc.stdout.readline().strip()
@@ -58,10 +60,25 @@ class Server:
 
 def run_exto(server: Server, tmp: Path, name: str, fmt: str) -> tuple[float, int, float]:
     """Wall seconds, peak RSS in KiB and CPU seconds of one `exto get ... --all` run."""
-    env = {**os.environ, "EXTO_TOKEN": server.token, "EXTO_CACHE_DIR": str(tmp / "cache"),
-           "EXTO_CONFIG_DIR": str(tmp / "config")}
-    cmd = [*EXTO, "--base-url", server.url, "get", "master", name, "--all", "-o", fmt,
-           "--page-size", "1000"]
+    env = {
+        **os.environ,
+        "EXTO_TOKEN": server.token,
+        "EXTO_CACHE_DIR": str(tmp / "cache"),
+        "EXTO_CONFIG_DIR": str(tmp / "config"),
+    }
+    cmd = [
+        *EXTO,
+        "--base-url",
+        server.url,
+        "get",
+        "master",
+        name,
+        "--all",
+        "-o",
+        fmt,
+        "--page-size",
+        "1000",
+    ]
     started = time.perf_counter()
     with open(os.devnull, "w") as sink:
         proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.DEVNULL)
@@ -92,14 +109,17 @@ def sequential_loop(server: Server, name: str, pages: int, rate: float = 3.0) ->
 
 def throughput(args: argparse.Namespace) -> None:
     pages = (args.records + 999) // 1000
-    print(f"| latency (s) | bound (s) | exto median (s) | exto / bound | plain loop median (s) "
-          f"| loop / bound | 429s (exto) | runs |")
+    print(
+        "| latency (s) | bound (s) | exto median (s) | exto / bound | plain loop median (s) "
+        "| loop / bound | 429s (exto) | runs |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for latency in args.latencies:
         with tempfile.TemporaryDirectory() as name:
             tmp = Path(name)
-            server = Server(tmp, "--records", f"BENCH={args.records}", "--latency", str(latency),
-                            "--rate", "3")
+            server = Server(
+                tmp, "--records", f"BENCH={args.records}", "--latency", str(latency), "--rate", "3"
+            )
             try:
                 exto_times, loop_times, limited = [], [], 0
                 for _ in range(args.runs):
@@ -113,19 +133,32 @@ def throughput(args: argparse.Namespace) -> None:
                 server.stop()
         bound = (pages - 1) / 3 + latency
         exto_s, loop_s = statistics.median(exto_times), statistics.median(loop_times)
-        print(f"| {latency:g} | {bound:.2f} | {exto_s:.2f} | {exto_s / bound:.2f} | {loop_s:.2f} "
-              f"| {loop_s / bound:.2f} | {limited} | {args.runs} |")
+        print(
+            f"| {latency:g} | {bound:.2f} | {exto_s:.2f} | {exto_s / bound:.2f} | {loop_s:.2f} "
+            f"| {loop_s / bound:.2f} | {limited} | {args.runs} |"
+        )
 
 
 def memory(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        server = Server(tmp, "--seed", "empty", "--records", f"SMALL={args.small}",
-                        "--records", f"LARGE={args.large}", "--rate", "0")
+        server = Server(
+            tmp,
+            "--seed",
+            "empty",
+            "--records",
+            f"SMALL={args.small}",
+            "--records",
+            f"LARGE={args.large}",
+            "--rate",
+            "0",
+        )
         try:
-            print(f"| format | peak RSS {args.small} rows (MiB) | peak RSS {args.large} rows (MiB) "
-                  f"| ratio | client CPU {args.small} (s) | client CPU {args.large} (s) "
-                  "| marginal rows/s |")
+            print(
+                f"| format | peak RSS {args.small} rows (MiB) | peak RSS {args.large} rows (MiB) "
+                f"| ratio | client CPU {args.small} (s) | client CPU {args.large} (s) "
+                "| marginal rows/s |"
+            )
             print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
             for fmt in args.formats:
                 small = [run_exto(server, tmp, "SMALL", fmt) for _ in range(args.runs)]
@@ -135,8 +168,10 @@ def memory(args: argparse.Namespace) -> None:
                 cpu_s = statistics.median(r[2] for r in small)
                 cpu_l = statistics.median(r[2] for r in large)
                 rate = (args.large - args.small) / (cpu_l - cpu_s)
-                print(f"| {fmt} | {rss_s:.1f} | {rss_l:.1f} | {rss_l / rss_s:.2f} | {cpu_s:.2f} "
-                      f"| {cpu_l:.2f} | {rate:,.0f} |")
+                print(
+                    f"| {fmt} | {rss_s:.1f} | {rss_l:.1f} | {rss_l / rss_s:.2f} | {cpu_s:.2f} "
+                    f"| {cpu_l:.2f} | {rate:,.0f} |"
+                )
         finally:
             server.stop()
 

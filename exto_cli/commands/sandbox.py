@@ -84,7 +84,7 @@ def serve(
         bool,
         typer.Option(
             "--drop-after-commit",
-            help="Apply each write, then close the connection without answering.",
+            help="Apply a write, then close the connection without answering (the first time each distinct body is sent).",
         ),
     ] = False,
 ) -> None:

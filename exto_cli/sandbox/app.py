@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import threading
@@ -62,6 +63,7 @@ class SandboxApp:
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[int, int]] = {}
         self._counter = 0
+        self._dropped: set[str] = set()
         v1 = "/data/api/v1"
         self.url_map = Map(
             [
@@ -133,11 +135,7 @@ class SandboxApp:
                 self._authenticate(request)
             self._rate_limit(request)
             body, status = getattr(self, f"on_{endpoint}")(request, **args)
-            if (
-                self.faults.drop_after_commit
-                and request.method in ("POST", "PATCH", "DELETE")
-                and status < 300
-            ):
+            if self._drops(request, status):
                 request.environ[DROP_MARKER] = True
             return _json(body, status)
         except ApiError as exc:
@@ -153,6 +151,21 @@ class SandboxApp:
             )
         except HTTPException as exc:
             return error_response(ApiError(exc.code or 500, exc.name, exc.description or ""), path)
+
+    def _drops(self, request: Request, status: int) -> bool:
+        """--drop-after-commit: the first answer to each distinct write body is lost.
+
+        The write is applied; a client that re-sends the same body gets an answer, so both an
+        idempotent retry and a client that (rightly) does not retry can be tested.
+        """
+        if not self.faults.drop_after_commit or request.method == "GET" or status >= 300:
+            return False
+        digest = hashlib.sha256(request.get_data(cache=True)).hexdigest()
+        with self._lock:
+            if digest in self._dropped:
+                return False
+            self._dropped.add(digest)
+        return True
 
     def _fail_sometimes(self) -> None:
         if not self.faults.fail_every:
@@ -438,7 +451,7 @@ def _json_body(request: Request) -> Any:
         raise ApiError(413, "Payload Too Large", f"Request body exceeds {MAX_BODY_BYTES} bytes")
     if request.mimetype != "application/json":
         raise ApiError(400, "Bad Request", "Content-Type must be application/json")
-    data = request.get_data(cache=False)
+    data = request.get_data(cache=True)
     if len(data) > MAX_BODY_BYTES:
         raise ApiError(413, "Payload Too Large", f"Request body exceeds {MAX_BODY_BYTES} bytes")
     try:
