@@ -16,77 +16,26 @@ rows per second (the extra rows over the extra CPU time, start-up cancelled out)
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import requests
 
-EXTO = [sys.executable, "-m", "exto_cli"]
+sys.path.insert(0, str(Path(__file__).parent))
+from _server import Server, run
 
 
-class Server:
-    """`exto sandbox serve` in a subprocess; counts the 429s in its request log."""
-
-    def __init__(self, tmp: Path, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [*EXTO, "sandbox", "serve", "--port", "0", "--db", str(tmp / "bench.sqlite"), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.url = self.proc.stdout.readline().strip()
-        self.token = self.proc.stdout.readline().strip()
-        self.limited = 0
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            if '" 429 ' in line:
-                self.limited += 1
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
-def run_exto(server: Server, tmp: Path, name: str, fmt: str) -> tuple[float, int, float]:
+def run_exto(
+    server: Server, tmp: Path, name: str, fmt: str, unpaced: bool = False
+) -> tuple[float, int, float]:
     """Wall seconds, peak RSS in KiB and CPU seconds of one `exto get ... --all` run."""
-    env = {
-        **os.environ,
-        "EXTO_TOKEN": server.token,
-        "EXTO_CACHE_DIR": str(tmp / "cache"),
-        "EXTO_CONFIG_DIR": str(tmp / "config"),
-    }
-    cmd = [
-        *EXTO,
-        "--base-url",
-        server.url,
-        "get",
-        "master",
-        name,
-        "--all",
-        "-o",
-        fmt,
-        "--page-size",
-        "1000",
-    ]
-    started = time.perf_counter()
-    with open(os.devnull, "w") as sink:
-        proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"exto failed: {' '.join(cmd)}")
-    return wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    pacing = ["--rate", "0"] if unpaced else []
+    return run(
+        server, tmp, [*pacing, "get", "master", name, "--all", "-o", fmt, "--page-size", "1000"]
+    )
 
 
 def sequential_loop(server: Server, name: str, pages: int, rate: float = 3.0) -> float:
@@ -161,8 +110,8 @@ def memory(args: argparse.Namespace) -> None:
             )
             print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
             for fmt in args.formats:
-                small = [run_exto(server, tmp, "SMALL", fmt) for _ in range(args.runs)]
-                large = [run_exto(server, tmp, "LARGE", fmt) for _ in range(args.runs)]
+                small = [run_exto(server, tmp, "SMALL", fmt, True) for _ in range(args.runs)]
+                large = [run_exto(server, tmp, "LARGE", fmt, True) for _ in range(args.runs)]
                 rss_s = statistics.median(r[1] for r in small) / 1024
                 rss_l = statistics.median(r[1] for r in large) / 1024
                 cpu_s = statistics.median(r[2] for r in small)

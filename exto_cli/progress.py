@@ -13,6 +13,20 @@ if TYPE_CHECKING:
     from rich.progress import Progress as RichBar
 
 
+def _rich_bar(printer: Printer, unit: str, rows: str) -> RichBar:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+    from rich.progress import Progress as RichBar
+
+    return RichBar(
+        TextColumn(unit),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(f"{{task.fields[rows]}} {rows}, {{task.fields[speed]}}, {{task.fields[left]}}"),
+        console=printer.console,
+        transient=True,
+    )
+
+
 def _plan_line(pages: int, rate: float) -> str:
     if rate <= 0:
         return f"fetching {pages} pages (no pacing)"
@@ -78,17 +92,7 @@ class BarProgress(_Counting):
         super().plan(first, page_size, limit)
         if not self.pages_total or self.pages_total < 2:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-        from rich.progress import Progress as RichBar
-
-        self.bar = RichBar(
-            TextColumn("pages"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rows]} rows, {task.fields[speed]}, {task.fields[left]}"),
-            console=self.printer.console,
-            transient=True,
-        )
+        self.bar = _rich_bar(self.printer, "pages", "rows")
         self.task = self.bar.add_task("export", total=self.pages_total, rows=0, speed="", left="")
         self.bar.start()
 
@@ -126,22 +130,12 @@ class BatchProgress:
     """Batches and records of a bulk load: a bar on a terminal, else nothing."""
 
     def __init__(self, printer: Printer, total_batches: int, rate_per_second: float) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-        from rich.progress import Progress as RichBar
-
         self.rate = rate_per_second
         self.total = total_batches
         self.records = 0
         self.started = time.monotonic()
-        self.bar: RichBar | None = RichBar(
-            TextColumn("batches"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[records]} records, {task.fields[speed]}, {task.fields[left]}"),
-            console=printer.console,
-            transient=True,
-        )
-        self.task = self.bar.add_task("load", total=total_batches, records=0, speed="", left="")
+        self.bar: RichBar | None = _rich_bar(printer, "batches", "records")
+        self.task = self.bar.add_task("load", total=total_batches, rows=0, speed="", left="")
         self.done = 0
         self.bar.start()
 
@@ -154,7 +148,7 @@ class BatchProgress:
             self.bar.update(
                 self.task,
                 completed=self.done,
-                records=self.records,
+                rows=self.records,
                 speed=f"{self.records / elapsed:,.0f} records/s",
                 left=f"~{left:.0f} s left" if left is not None else "",
             )

@@ -40,6 +40,41 @@ CREATE TABLE IF NOT EXISTS projects (id TEXT PRIMARY KEY, name TEXT NOT NULL);
 """
 
 
+INSERT_RECORD = (
+    "INSERT INTO records (seq, collection, id, ref_id, record_number, tenant_id, project_id,"
+    " status, created_by, created_at, updated_by, updated_at, custom)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _record_row(
+    seq: int,
+    collection: str,
+    record_id: str,
+    number: str | None,
+    project: str | None,
+    status: str | None,
+    user: str,
+    stamp: str,
+    custom: Mapping[str, Any],
+) -> tuple[Any, ...]:
+    return (
+        seq,
+        collection,
+        record_id,
+        ref_id_for(seq),
+        number,
+        TENANT_ID,
+        project,
+        status,
+        user,
+        stamp,
+        user,
+        stamp,
+        json.dumps(custom, separators=(",", ":")),
+    )
+
+
 @dataclass(frozen=True)
 class Collection:
     name: str
@@ -326,26 +361,8 @@ class Store:
             number = f"{coll.prefix or coll.name[:3]}-{int(row[0])}"
             status = str(record.get("status") or "Open")
         custom = {k: v for k, v in record.items() if not (coll.kind == "module" and k == "status")}
-        conn.execute(
-            "INSERT INTO records (seq, collection, id, ref_id, record_number, tenant_id, project_id,"
-            " status, created_by, created_at, updated_by, updated_at, custom)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                seq,
-                coll.name,
-                record_id,
-                ref_id_for(seq),
-                number,
-                TENANT_ID,
-                project,
-                status,
-                user,
-                stamp,
-                user,
-                stamp,
-                json.dumps(custom, separators=(",", ":")),
-            ),
-        )
+        row = _record_row(seq, coll.name, record_id, number, project, status, user, stamp, custom)
+        conn.execute(INSERT_RECORD, row)
         return record_id
 
     def _update(
@@ -455,29 +472,16 @@ class Store:
                     status = custom.pop("status", "Open") if coll.kind == "module" else None
                     rn = f"{coll.prefix}-{number}" if coll.kind == "module" else None
                     project = project_of(count) if callable(project_of) else project_of
-                    yield (
-                        seq,
-                        coll.name,
-                        object_id_for(seq, created),
-                        ref_id_for(seq),
-                        rn,
-                        TENANT_ID,
-                        project,
-                        status,
-                        user,
-                        stamp,
-                        user,
-                        stamp,
-                        json.dumps(custom, separators=(",", ":")),
+                    record_id = object_id_for(seq, created)
+                    yield _record_row(
+                        seq, coll.name, record_id, rn, project, status, user, stamp, custom
                     )
                     seq += 1
                     number += 1 if coll.kind == "module" else 0
                     count += 1
 
             conn.executemany(
-                "INSERT INTO records (seq, collection, id, ref_id, record_number, tenant_id,"
-                " project_id, status, created_by, created_at, updated_by, updated_at, custom)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                INSERT_RECORD,
                 rows(),
             )
             conn.execute(
