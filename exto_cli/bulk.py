@@ -78,33 +78,74 @@ class Plan:
 
 
 def validate(source: ItemSource, *, key: str | None, on_duplicate: str, batch_size: int) -> Plan:
-    """Read everything once (twice with duplicates), listing every problem; plan the batches.
+    """Read everything once (again only for duplicates), listing every problem; plan batches.
 
     Only 8-byte key hashes are kept in memory, so a 200,000-row file costs ~2 MB here.
     """
     plan = Plan()
     hashes = array.array("Q")
+    batcher = _Batcher(batch_size)
     for entry in source():
+        plan.records += 1
         if isinstance(entry, Problem):
             plan.add_problem(entry)
-            plan.records += 1
             continue
-        plan.records += 1
-        if key is None:
-            continue
-        value = entry.record.get(key)
-        if value is None or value == "" or isinstance(value, (list, dict)):
-            what = "no value" if value in (None, "") else "a list or object"
-            plan.add_problem(Problem(entry.line, 0, f"the key field {key!r} has {what}"))
-            continue
-        hashes.append(_key_hash(value))
+        if key is not None:
+            value = entry.record.get(key)
+            if value is None or value == "" or isinstance(value, (list, dict)):
+                what = "no value" if value in (None, "") else "a list or object"
+                plan.add_problem(Problem(entry.line, 0, f"the key field {key!r} has {what}"))
+                continue
+            hashes.append(_key_hash(value))
+        if not plan.problems:
+            batcher.add(entry)
     if plan.records == 0:
         plan.add_problem(Problem(1, 0, "the input holds no records"))
     if key is not None and not plan.problems:
         _duplicates(source, key, on_duplicate, hashes, plan)
-    if not plan.problems:
-        plan.batches = list(_batches(source, plan.superseded, batch_size))
+    if plan.problems:
+        return plan
+    if plan.superseded:  # --on-duplicate last moved the batch boundaries: plan again
+        batcher = _Batcher(batch_size)
+        for entry in source():
+            if isinstance(entry, Item) and entry.index not in plan.superseded:
+                batcher.add(entry)
+    plan.batches = batcher.finish()
     return plan
+
+
+class _Batcher:
+    """Cuts items into batches as they stream past, keeping only the open batch."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.open: list[Item] = []
+        self.done: list[BatchPlan] = []
+
+    def add(self, item: Item) -> None:
+        self.open.append(item)
+        if len(self.open) == self.size:
+            self._close()
+
+    def _close(self) -> None:
+        batch = self.open
+        self.done.append(
+            BatchPlan(
+                len(self.done) + 1,
+                batch[0].index,
+                batch[-1].index,
+                batch[0].line,
+                batch[-1].line,
+                len(batch),
+                payload_hash([i.record for i in batch]),
+            )
+        )
+        self.open = []
+
+    def finish(self) -> list[BatchPlan]:
+        if self.open:
+            self._close()
+        return self.done
 
 
 def _duplicates(
@@ -133,19 +174,6 @@ def _duplicates(
                 f"the key {key} = {value} appears again "
                 f"(also on line {lines}); use --on-duplicate last to keep the last",
             )
-        )
-
-
-def _batches(source: ItemSource, superseded: set[int], size: int) -> Iterator[BatchPlan]:
-    for number, batch in enumerate(iter_batches(source, superseded, size), start=1):
-        yield BatchPlan(
-            number,
-            batch[0].index,
-            batch[-1].index,
-            batch[0].line,
-            batch[-1].line,
-            len(batch),
-            payload_hash([i.record for i in batch]),
         )
 
 
