@@ -42,8 +42,9 @@ ItemSource = Callable[[], Iterator[Item | Problem]]
 
 
 def _key_hash(value: Any) -> int:
-    digest = hashlib.blake2b(json.dumps(value, sort_keys=True).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+    # Python's own hash is stable within one run, which is all the duplicate check needs
+    # (equal hashes are then compared by value); the type keeps 1 and "1" apart.
+    return hash((type(value).__name__, value)) & 0xFFFFFFFFFFFFFFFF
 
 
 def payload_hash(records: list[dict[str, Any]]) -> str:
