@@ -140,6 +140,3 @@ def require_ok(results: Sequence[ProbeResult]) -> None:
         raise NotReadyError(
             f"not healthy: {summary(bad)}", hint="exto health --wait polls until it is"
         )
-
-
-__all__ = ["ExtoError", "ProbeResult", "check_auth", "check_once", "probe", "wait_until_healthy"]

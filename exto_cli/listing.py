@@ -20,7 +20,6 @@ from exto_cli.records import (
     Pager,
     PagingStats,
     default_columns,
-    field_value,
     flat_row,
 )
 
@@ -384,6 +383,3 @@ def pages_needed(first: Page, page_size: int, limit: int | None) -> int | None:
     if limit is not None:
         pages = min(pages, math.ceil(limit / page_size))
     return max(pages, 1)
-
-
-__all__ = ["field_value"]

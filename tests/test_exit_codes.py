@@ -5,15 +5,16 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-import typer
 from conftest import run_cli
 from routeserver import Reply, RouteServer, error_body
 
-from exto_cli.errors import ExitCode, PartialFailureError, UnknownOutcomeError
+from exto_cli.errors import ExitCode
 
 Scenario = Callable[[RouteServer], int]
 TOKEN = {"EXTO_TOKEN": "tok"}
@@ -40,25 +41,23 @@ def not_ready(srv: RouteServer) -> int:
     return health(srv, "health", "-o", "json")
 
 
-def raised_by_a_command(exc: Exception) -> Scenario:
-    """Bulk writes (exit 6 and 9) raise these errors; the boundary must map them."""
+def bulk_write(reply: Reply) -> Scenario:
+    """`exto update` whose one batch gets ``reply``: a rejection (6) or no answer (9)."""
 
     def scenario(srv: RouteServer) -> int:
-        from typer.testing import CliRunner
-
-        from exto_cli.main import app
-
-        probe = typer.Typer()
-
-        @probe.command("boom")
-        def boom() -> None:
-            raise exc
-
-        app.add_typer(probe)
-        try:
-            return CliRunner().invoke(app, ["boom"]).exit_code
-        finally:
-            app.registered_groups.pop()
+        srv.route("POST", "/data/api/v1/master-record/PARTS", reply)
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "in.jsonl"
+            source.write_text('{"code": "A"}\n{"code": "B"}\n')
+            return health(
+                srv,
+                "update",
+                "master",
+                "PARTS",
+                str(source),
+                "--results",
+                str(Path(tmp) / "r.jsonl"),
+            )
 
     return scenario
 
@@ -100,12 +99,12 @@ SCENARIOS: dict[ExitCode, Scenario] = {
     ExitCode.NETWORK: lambda srv: (
         run_cli("--base-url", "http://127.0.0.1:9/data", "health").exit_code
     ),
-    ExitCode.PARTIAL: raised_by_a_command(PartialFailureError("2 of 3 batches failed")),
+    ExitCode.PARTIAL: bulk_write(Reply(400, error_body(400, "VALIDATION_ERROR", "record 0: bad"))),
     ExitCode.NOT_READY: not_ready,
     ExitCode.RATE_LIMITED: build_info(
         Reply(429, error_body(429, "Too Many Requests"), {"Retry-After": "0"})
     ),
-    ExitCode.UNKNOWN_OUTCOME: raised_by_a_command(UnknownOutcomeError("batch 3 unknown")),
+    ExitCode.UNKNOWN_OUTCOME: bulk_write(Reply(drop=True)),
     ExitCode.SIGINT: signalled(signal.SIGINT),
     ExitCode.SIGTERM: signalled(signal.SIGTERM),
 }

@@ -536,49 +536,52 @@ def _stored_codes(url: str, token: str) -> list[str]:
     return [json.loads(line)["code"] for line in out.stdout.splitlines()]
 
 
+def _load_cmd(url: str, tmp_path: Path, *extra: str) -> tuple[list[str], Path]:
+    """A 500-row load in 5 batches at 2 requests/s, slow enough to interrupt."""
+    source = write_csv(tmp_path / "in.csv", rows(500))
+    results = tmp_path / "results.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "exto_cli",
+        "--base-url",
+        url,
+        "--rate",
+        "2",
+        "update",
+        "master",
+        "PARTS",
+        str(source),
+        "--batch-size",
+        "100",
+        "--results",
+        str(results),
+        *extra,
+    ]
+    return cmd, results
+
+
+def _sent(batch: int) -> Any:
+    return lambda events: any(e["event"] == "sending" and e["batch"] == batch for e in events)
+
+
 def test_sigkill_during_batch_3_of_5_then_resume_gives_the_input_exactly(tmp_path: Path) -> None:
     server, url, token = _server(tmp_path, "--latency", "0.3")
+    env = {**os.environ, "EXTO_TOKEN": token}
     try:
-        source = write_csv(tmp_path / "in.csv", rows(500))
-        results = tmp_path / "results.jsonl"
-        cmd = [
-            sys.executable,
-            "-m",
-            "exto_cli",
-            "--base-url",
-            url,
-            "--rate",
-            "2",
-            "update",
-            "master",
-            "PARTS",
-            str(source),
-            "--key",
-            "code",
-            "--batch-size",
-            "100",
-            "--results",
-            str(results),
-        ]
-        env = {**os.environ, "EXTO_TOKEN": token}
+        cmd, results = _load_cmd(url, tmp_path, "--key", "code")
         victim = subprocess.Popen(
             cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        _wait_for(results, lambda ev: any(e["event"] == "sending" and e["batch"] == 3 for e in ev))
+        _wait_for(results, _sent(3))
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
-        done = {e["batch"] for e in journal(results) if e.get("status") == "ok"}
-        assert len(done) < 5
+        assert len({e["batch"] for e in journal(results) if e.get("status") == "ok"}) < 5
         resumed = subprocess.run(
-            [*cmd[:-2], "--resume", str(results)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
+            [*cmd, "--resume", str(results)], env=env, capture_output=True, text=True, timeout=120
         )
         assert resumed.returncode == 0, resumed.stderr
-        codes = _stored_codes(url, token)
-        assert sorted(codes) == [r["code"] for r in rows(500)]  # all there, none twice
+        assert sorted(_stored_codes(url, token)) == [r["code"] for r in rows(500)]  # none twice
         statuses = {e["batch"]: e["status"] for e in journal(results) if e["event"] == "outcome"}
         assert statuses == dict.fromkeys(range(1, 6), "ok")
     finally:
@@ -589,25 +592,7 @@ def test_sigkill_during_batch_3_of_5_then_resume_gives_the_input_exactly(tmp_pat
 def test_sigint_stops_after_the_batch_in_flight_with_a_parseable_journal(tmp_path: Path) -> None:
     server, url, token = _server(tmp_path, "--latency", "0.3")
     try:
-        source = write_csv(tmp_path / "in.csv", rows(500))
-        results = tmp_path / "results.jsonl"
-        cmd = [
-            sys.executable,
-            "-m",
-            "exto_cli",
-            "--base-url",
-            url,
-            "--rate",
-            "2",
-            "update",
-            "master",
-            "PARTS",
-            str(source),
-            "--batch-size",
-            "100",
-            "--results",
-            str(results),
-        ]
+        cmd, results = _load_cmd(url, tmp_path)
         proc = subprocess.Popen(
             cmd,
             env={**os.environ, "EXTO_TOKEN": token},
@@ -615,7 +600,7 @@ def test_sigint_stops_after_the_batch_in_flight_with_a_parseable_journal(tmp_pat
             stderr=subprocess.PIPE,
             text=True,
         )
-        _wait_for(results, lambda ev: any(e["event"] == "sending" and e["batch"] == 2 for e in ev))
+        _wait_for(results, _sent(2))
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
