@@ -615,6 +615,32 @@ def test_sigint_stops_after_the_batch_in_flight_with_a_parseable_journal(tmp_pat
         server.wait(10)
 
 
+def test_a_second_sigint_stops_at_once_and_the_journal_still_parses(tmp_path: Path) -> None:
+    server, url, token = _server(tmp_path, "--latency", "5")
+    try:
+        cmd, results = _load_cmd(url, tmp_path)
+        proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, "EXTO_TOKEN": token},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait_for(results, _sent(1))
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and "stopped at once" in err
+        assert time.monotonic() - started < 4  # did not wait out the 5 s answer
+        events = journal(results)
+        assert events[-1]["event"] == "sending"  # batch 1 left without an outcome
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(10)
+
+
 def test_resume_refuses_a_changed_input(parts: tuple[Sandbox, SandboxApp], tmp_path: Path) -> None:
     sb, _ = parts
     source = write_csv(tmp_path / "in.csv", rows(30))

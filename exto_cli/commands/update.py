@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -233,6 +234,7 @@ def _load(
 ) -> Any:
     """The load, with SIGINT/SIGTERM asking it to stop after the batches in flight."""
     from exto_cli import loader
+    from exto_cli.errors import ExitCode
     from exto_cli.progress import batch_progress
 
     printer = app_ctx.printer
@@ -240,7 +242,12 @@ def _load(
 
     def ask_stop(signum: int, frame: object) -> None:
         if stop["asked"] and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop at once
+            # A second Ctrl-C: stop at once, without waiting for requests in flight. Journal
+            # lines are written whole, so it still parses; batches left at `sending` are
+            # treated as unknown by --resume.
+            printer.error("stopped at once; batches in flight are recorded as sending only")
+            sys.stderr.flush()
+            os._exit(int(ExitCode.SIGINT))
         stop["asked"] = True
         _SIGNALS["last"] = signum
         printer.warn(
