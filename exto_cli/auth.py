@@ -180,9 +180,13 @@ def status(
     if warning:
         warnings.append(warning)
     if found.kind == "environment" and settings.auth_mode != "sandbox":
-        shadowed = stored_token(settings, keyring)
-        if shadowed is not None:
-            warnings.append(f"EXTO_TOKEN shadows the token stored in the {shadowed.source}")
+        try:
+            shadowed = stored_token(settings, keyring)
+        except AuthError as exc:  # a locked or hung keyring must not fail an env-token status
+            warnings.append(f"could not check the keyring for a shadowed token: {exc.message}")
+        else:
+            if shadowed is not None:
+                warnings.append(f"EXTO_TOKEN shadows the token stored in the {shadowed.source}")
     return {
         "profile": settings.profile,
         "base_url": settings.base_url,

@@ -176,6 +176,8 @@ def test_a_locked_keyring_fails_fast_with_a_hint(server: RouteServer) -> None:
     assert result.exit_code == 4 and "locked" in result.stderr and "unlock" in result.stderr
     status = run_cli("auth", "status")
     assert status.exit_code == 4 and "locked" in status.stderr
+    with_env = run_cli("auth", "status", "-o", "json", env={"EXTO_TOKEN": "env-token-1234"})
+    assert with_env.exit_code == 0 and "could not check the keyring" in with_env.stdout
 
 
 def _subprocess_login(
