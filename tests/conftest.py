@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,3 +136,19 @@ def sandbox(sandbox_app: object) -> Iterator[Sandbox]:
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+def serve_sandbox(*args: str, log: bool = False) -> tuple[subprocess.Popen[str], str, str]:
+    """`exto sandbox serve --port 0 ARGS` in a subprocess: (process, base URL, token).
+
+    Its request log goes to a pipe only when asked for (``log``), so that a busy server
+    never blocks on a full pipe nobody reads.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exto_cli", "sandbox", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if log else subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip(), proc.stdout.readline().strip()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Result, Sandbox, run_cli
+from conftest import Result, Sandbox, run_cli, serve_sandbox
 from routeserver import Reply, RouteServer, Seen, error_body
 
 
@@ -560,30 +560,10 @@ def test_checkpoint_refuses_a_different_query(sandbox: Sandbox, tmp_path: Path) 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_export_killed_with_sigkill_resumes_to_the_same_output(tmp_path: Path, fmt: str) -> None:
     env = {**os.environ, "EXTO_RATE": "0"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exto_cli",
-            "sandbox",
-            "serve",
-            "--port",
-            "0",
-            "--memory",
-            "--rate",
-            "0",
-            "--latency",
-            "0.15",
-            "--records",
-            "BIG=3000",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    server, url, token = serve_sandbox(
+        "--memory", "--rate", "0", "--latency", "0.15", "--records", "BIG=3000"
     )
     try:
-        assert server.stdout is not None
-        url, token = server.stdout.readline().strip(), server.stdout.readline().strip()
         env["EXTO_TOKEN"] = token
         base = [
             sys.executable,

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import Sandbox, run_cli
+from conftest import Sandbox, run_cli, serve_sandbox
 
 from exto_cli.sandbox.adapter import open_app
 from exto_cli.sandbox.app import Faults
@@ -211,18 +209,8 @@ def test_sandbox_reset_restores_the_seed(tmp_path: Path) -> None:
     app.store.close()
 
 
-def _serve(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "exto_cli", "sandbox", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    token = proc.stdout.readline().strip()
-    return proc, url, token
+def _serve(*args: str) -> tuple[subprocess.Popen[str], str, str]:
+    return serve_sandbox(*args, log=True)
 
 
 def test_serve_prints_url_and_token_then_logs_requests_and_stops_on_ctrl_c() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Result, Sandbox, run_cli
+from conftest import Result, Sandbox, run_cli, serve_sandbox
 from routeserver import RouteServer
 
 from exto_cli.sandbox.adapter import open_app
@@ -473,29 +473,8 @@ def test_dropped_answer_unkeyed_batch_is_applied_once_and_reported_unknown(tmp_p
 
 
 def _server(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str, str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exto_cli",
-            "sandbox",
-            "serve",
-            "--port",
-            "0",
-            "--db",
-            str(tmp_path / "s.sqlite"),
-            "--seed",
-            "empty",
-            "--records",
-            "PARTS=0",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip(), proc.stdout.readline().strip()
+    db = str(tmp_path / "s.sqlite")
+    return serve_sandbox("--db", db, "--seed", "empty", "--records", "PARTS=0", *extra)
 
 
 def _wait_for(path: Path, predicate: Any, timeout: float = 60) -> list[dict[str, Any]]:
@@ -561,6 +540,13 @@ def _load_cmd(url: str, tmp_path: Path, *extra: str) -> tuple[list[str], Path]:
     return cmd, results
 
 
+def _start(cmd: list[str], token: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "EXTO_TOKEN": token}
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
 def _sent(batch: int) -> Any:
     return lambda events: any(e["event"] == "sending" and e["batch"] == batch for e in events)
 
@@ -593,13 +579,7 @@ def test_sigint_stops_after_the_batch_in_flight_with_a_parseable_journal(tmp_pat
     server, url, token = _server(tmp_path, "--latency", "0.3")
     try:
         cmd, results = _load_cmd(url, tmp_path)
-        proc = subprocess.Popen(
-            cmd,
-            env={**os.environ, "EXTO_TOKEN": token},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _start(cmd, token)
         _wait_for(results, _sent(2))
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
@@ -619,13 +599,7 @@ def test_a_second_sigint_stops_at_once_and_the_journal_still_parses(tmp_path: Pa
     server, url, token = _server(tmp_path, "--latency", "5")
     try:
         cmd, results = _load_cmd(url, tmp_path)
-        proc = subprocess.Popen(
-            cmd,
-            env={**os.environ, "EXTO_TOKEN": token},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _start(cmd, token)
         _wait_for(results, _sent(1))
         proc.send_signal(signal.SIGINT)
         time.sleep(0.3)
