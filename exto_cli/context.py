@@ -69,16 +69,23 @@ def build_session(
         state_dir=s.cache_dir,
     )
     log = app.printer.log if s.verbose else None
-    provider = (lambda: token) if token is not None else token_provider(app, s)
-    session = ExtoSession(config, provider, clock=app.clock, log=log, debug=s.debug)
+    adapter = None
     if s.base_url.startswith("sandbox://"):
-        from exto_cli.sandbox.adapter import mount_sandbox
+        from exto_cli.sandbox.adapter import sandbox_adapter
 
-        mount_sandbox(session, s, app.env)
+        adapter = sandbox_adapter(s, app.env)
+    # The in-process sandbox mints the profile's token with the app it already opened.
+    mint = adapter.app.mint_token if adapter is not None else None
+    provider = (lambda: token) if token is not None else token_provider(app, s, mint)
+    session = ExtoSession(config, provider, clock=app.clock, log=log, debug=s.debug)
+    if adapter is not None:
+        session.mount("sandbox://", adapter)
     return session
 
 
-def token_provider(app: AppContext, settings: Settings) -> Callable[[], str]:
+def token_provider(
+    app: AppContext, settings: Settings, mint: Callable[[], str] | None = None
+) -> Callable[[], str]:
     """Look the token up on first use, and warn once when it is about to expire."""
 
     def provide() -> str:
@@ -87,7 +94,7 @@ def token_provider(app: AppContext, settings: Settings) -> Callable[[], str]:
         from exto_cli.auth import expiry_warning, token_expiry
         from exto_cli.credentials import require_token
 
-        found = require_token(settings, app.env)
+        found = require_token(settings, app.env, mint=mint)
         expiry = token_expiry(found, settings, app.env)
         warning = expiry_warning(expiry, dt.date.today(), settings.profile)
         if warning:

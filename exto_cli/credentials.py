@@ -193,20 +193,30 @@ def stored_token(settings: Settings, keyring: Keyring) -> FoundToken | None:
 
 
 def find_token(
-    settings: Settings, env: Mapping[str, str], keyring: Keyring | None = None
+    settings: Settings,
+    env: Mapping[str, str],
+    keyring: Keyring | None = None,
+    *,
+    mint: Callable[[], str] | None = None,
 ) -> FoundToken | None:
-    """The token this run uses: EXTO_TOKEN, then the sandbox's own, then the stores."""
+    """The token this run uses: EXTO_TOKEN, then the sandbox's own, then the stores.
+
+    ``mint`` is the sandbox's minting function when the caller already has the app open.
+    """
     if env.get("EXTO_TOKEN", "").strip():
         return FoundToken(env["EXTO_TOKEN"].strip(), "environment", "EXTO_TOKEN")
     if settings.auth_mode == "sandbox":
         from exto_cli.sandbox.adapter import sandbox_token
 
-        return FoundToken(sandbox_token(settings, env), "sandbox", settings.base_url)
+        token = mint() if mint is not None else sandbox_token(settings, env)
+        return FoundToken(token, "sandbox", settings.base_url)
     return stored_token(settings, keyring or Keyring(keyring_timeout_s(env)))
 
 
-def require_token(settings: Settings, env: Mapping[str, str]) -> FoundToken:
-    found = find_token(settings, env)
+def require_token(
+    settings: Settings, env: Mapping[str, str], *, mint: Callable[[], str] | None = None
+) -> FoundToken:
+    found = find_token(settings, env, mint=mint)
     if found is None:
         raise AuthError(
             f"no token for profile {settings.profile!r}",

@@ -17,7 +17,6 @@ from exto_cli.sandbox.app import DROP_MARKER, Faults, SandboxApp
 from exto_cli.sandbox.store import Store
 
 if TYPE_CHECKING:
-    from exto_cli.client import ExtoSession
     from exto_cli.config import Settings
 
 SEEDS = ("demo", "empty")
@@ -113,9 +112,10 @@ class SandboxAdapter(BaseAdapter):
         self.app.store.close()
 
 
-def mount_sandbox(session: ExtoSession, settings: Settings, env: Mapping[str, str]) -> None:
+def sandbox_adapter(settings: Settings, env: Mapping[str, str]) -> SandboxAdapter:
+    """The adapter for the settings' ``sandbox://NAME`` base URL, its app opened."""
     path = sandbox_path(sandbox_name(settings.base_url), env)
-    session.mount("sandbox://", SandboxAdapter(open_app(path, faults=in_process_faults(env))))
+    return SandboxAdapter(open_app(path, faults=in_process_faults(env)))
 
 
 def sandbox_token(settings: Settings, env: Mapping[str, str]) -> str:
@@ -127,4 +127,4 @@ def sandbox_token(settings: Settings, env: Mapping[str, str]) -> str:
         app.store.close()
 
 
-__all__ = ["SandboxAdapter", "mount_sandbox", "open_app", "sandbox_token"]
+__all__ = ["SandboxAdapter", "open_app", "sandbox_adapter", "sandbox_token"]
